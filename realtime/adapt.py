@@ -1,0 +1,106 @@
+"""Online speaker adaptation and probability smoothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Session normalisation: prior weight (in windows) and per-window forgetting factor."""
+
+    prior_windows: float = 2.0
+    forgetting: float = 0.98
+    enabled: bool = True
+
+
+class SpeakerAdapter:
+    """Running per-session feature mean and variance, shrunk towards the population.
+
+    Window ``n`` is normalised with statistics of windows ``1..n`` only, so the
+    adapter never sees the future. Parameters are the population mean and standard
+    deviation of the raw window vectors, shape ``(dim,)``.
+    """
+
+    def __init__(self, pop_mean: np.ndarray, pop_std: np.ndarray, config: AdaptConfig = AdaptConfig()) -> None:
+        self.pop_mean = np.asarray(pop_mean, dtype=np.float64)
+        self.pop_var = np.asarray(pop_std, dtype=np.float64) ** 2
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new session (new speaker)."""
+        self.weight = 0.0
+        self.windows_seen = 0
+        self._sum = np.zeros_like(self.pop_mean)
+        self._sum_sq = np.zeros_like(self.pop_mean)
+
+    def update(self, x: np.ndarray) -> None:
+        """Fold one completed window into the session statistics."""
+        if not self.config.enabled:
+            return
+        f = self.config.forgetting
+        self.weight = f * self.weight + 1.0
+        self._sum = f * self._sum + x
+        self._sum_sq = f * self._sum_sq + x * x
+        self.windows_seen += 1
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """Standardise ``x`` (shape ``(dim,)``) with the current shrunk session statistics."""
+        k = self.config.prior_windows
+        total = k + self.weight
+        mean = (k * self.pop_mean + self._sum) / total
+        second = (k * (self.pop_var + self.pop_mean ** 2) + self._sum_sq) / total
+        std = np.sqrt(np.maximum(second - mean ** 2, 1e-6 * self.pop_var + 1e-12))
+        return ((x - mean) / std).astype(np.float32)
+
+    def model_input(self, x: np.ndarray) -> np.ndarray:
+        """The scorer's input ``(2 * dim,)``: speaker-adapted z-scores, then population z-scores.
+
+        The population half keeps absolute cues (pitch level, timbre) that gender needs
+        and that per-speaker normalisation removes by design.
+        """
+        population = (x - self.pop_mean) / np.sqrt(self.pop_var)
+        return np.concatenate((self.normalize(x), population.astype(np.float32)))
+
+
+def normalize_session(vectors: np.ndarray, adapter: SpeakerAdapter) -> np.ndarray:
+    """Model inputs for a session's windows in order, each seeing only itself and earlier ones."""
+    adapter.reset()
+    out = np.empty((len(vectors), 2 * vectors.shape[1]), dtype=np.float32)
+    for i, x in enumerate(vectors):
+        adapter.update(x)
+        out[i] = adapter.model_input(x)
+    return out
+
+
+class Smoother:
+    """Exponential moving average of probabilities with a sticky displayed label.
+
+    The displayed label changes only when another label leads the current one by
+    more than ``margin``.
+    """
+
+    def __init__(self, labels: list[str], alpha: float = 0.4, margin: float = 0.05) -> None:
+        self.labels = labels
+        self.alpha = alpha
+        self.margin = margin
+        self.reset()
+
+    def reset(self) -> None:
+        self.probs: np.ndarray | None = None
+        self.label: str | None = None
+
+    def push(self, probs: np.ndarray) -> str:
+        """Fold in one window's probabilities; return the displayed label."""
+        self.probs = probs.copy() if self.probs is None else (1 - self.alpha) * self.probs + self.alpha * probs
+        best = int(np.argmax(self.probs))
+        if self.label is None:
+            self.label = self.labels[best]
+        else:
+            current = self.probs[self.labels.index(self.label)]
+            if self.probs[best] > current + self.margin:
+                self.label = self.labels[best]
+        return self.label

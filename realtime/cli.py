@@ -1,0 +1,115 @@
+"""The `ser` command: live, replay, demo, devices."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+
+from realtime.features import DEFAULT_SPEC
+from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer
+from realtime.sources import DEFAULT_BLOCK, SourceError
+
+log = logging.getLogger("ser")
+
+
+def demo_path() -> Path:
+    return Path(str(resources.files("realtime") / "assets" / "demo.flac"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ser", description="Real-time speech emotion recognition.")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_output_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--headless", action="store_true", help="no dashboard (edge devices, pipes)")
+        p.add_argument("--jsonl", metavar="PATH|-", help="write events as JSON Lines to PATH or stdout (-)")
+        p.add_argument("--no-adapt", action="store_true", help="disable online speaker adaptation")
+
+    live = commands.add_parser("live", help="listen to a microphone until Ctrl-C")
+    live.add_argument("--device", help="input device index or a substring of its name (see `ser devices`)")
+    live.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model .onnx (card .json beside it)")
+    add_output_flags(live)
+
+    replay = commands.add_parser("replay", help="replay an audio file (wav, flac, ogg; any rate or channels)")
+    replay.add_argument("path", type=Path)
+    replay.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 4 = 4x, 0 = as fast as possible")
+    replay.add_argument("--chunk", type=int, default=DEFAULT_BLOCK, help=f"block size in samples (default {DEFAULT_BLOCK})")
+    replay.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model .onnx (card .json beside it)")
+    add_output_flags(replay)
+
+    demo = commands.add_parser("demo", help="replay the bundled recording of emotional speech")
+    demo.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 0 = as fast as possible")
+    add_output_flags(demo)
+
+    commands.add_parser("devices", help="list audio input devices")
+    return parser
+
+
+def cmd_devices() -> int:
+    from realtime.mic import input_devices
+
+    devices = input_devices()
+    if not devices:
+        print("no audio input devices found")
+        return 1
+    for d in devices:
+        print(f"{d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate:.0f} Hz)")
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from realtime.monitor import Monitor
+    from realtime.pipeline import Pipeline
+    from realtime.runner import run
+    from realtime.sinks import JsonlSink, TableSink
+
+    scorer = Scorer(getattr(args, "model", DEFAULT_MODEL), DEFAULT_SPEC)
+    rate = scorer.card.spec.sample_rate
+    if args.command == "live":
+        from realtime.mic import MicSource
+
+        source = MicSource(args.device, rate)
+        duration = None
+    else:
+        from realtime.sources import FileSource
+
+        path = demo_path() if args.command == "demo" else args.path
+        source = FileSource(path, rate, block=getattr(args, "chunk", DEFAULT_BLOCK), speed=args.speed)
+        duration = source.duration_s
+    sinks = [JsonlSink(args.jsonl)] if args.jsonl else []
+    if not args.headless:
+        sinks.append(TableSink())
+    card = scorer.card
+    monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration)
+    pipeline = Pipeline(scorer, adapt=not args.no_adapt)
+    try:
+        run(source, pipeline, sinks, monitor)
+    finally:
+        for sink in sinks:
+            sink.close()
+    print(monitor.summary(source.stats, getattr(source, "ended_reason", None)), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return cmd_devices() if args.command == "devices" else cmd_stream(args)
+    except (SourceError, ModelError, ValueError) as exc:
+        print(f"ser: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("ser: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

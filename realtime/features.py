@@ -1,0 +1,236 @@
+"""The one acoustic feature implementation, shared by training and serving.
+
+Per hop, :class:`FeatureStream` turns audio into a frame vector (MFCC and their
+deltas, energy, spectral shape, zero-crossing rate, pitch and voicing) with a
+batched numpy STFT. :func:`functionals` summarises the frames of a window into
+one fixed-length vector. Filterbanks are built with numpy, so the runtime needs
+neither librosa nor numba.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from realtime.ring import RingBuffer
+
+EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that determines the feature vector; its hash guards model cards."""
+
+    sample_rate: int = 16000
+    frame_length: int = 640
+    hop_length: int = 320
+    n_fft: int = 1024
+    n_mels: int = 40
+    n_mfcc: int = 20
+    fmin_hz: float = 50.0
+    fmax_hz: float = 8000.0
+    f0_min_hz: float = 75.0
+    f0_max_hz: float = 500.0
+    voicing_threshold: float = 0.45
+    delta_lag: int = 2
+    percentiles: tuple[int, ...] = (10, 50, 90)
+    version: int = 1
+
+    def hash(self) -> str:
+        """Short stable digest of the spec, stored in model cards."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def frame_names(self) -> list[str]:
+        """Names of the per-hop frame columns (before functionals)."""
+        return ([f"mfcc{i}" for i in range(self.n_mfcc)] + [f"dmfcc{i}" for i in range(self.n_mfcc)]
+                + ["energy_db", "centroid", "bandwidth", "rolloff", "flatness", "flux", "zcr", "voicing",
+                   "f0_semitones"])
+
+    @property
+    def stat_names(self) -> list[str]:
+        return ["mean", "std"] + [f"p{p}" for p in self.percentiles]
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the window vector's entries, in order."""
+        general = [f"{f}_{s}" for f in self.frame_names[:-1] for s in self.stat_names]
+        return general + [f"f0_{s}" for s in self.stat_names] + ["voiced_fraction"]
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+
+DEFAULT_SPEC = FeatureSpec()
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, mel)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+def mel_filterbank(spec: FeatureSpec) -> np.ndarray:
+    """Slaney-normalised triangular filters, shape ``(n_mels, n_fft // 2 + 1)``."""
+    fft_hz = np.linspace(0.0, spec.sample_rate / 2, spec.n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(spec.fmin_hz), hz_to_mel(spec.fmax_hz), spec.n_mels + 2))
+    lower = (fft_hz[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
+    upper = (edges[2:, None] - fft_hz[None, :]) / np.diff(edges)[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Orthonormal DCT-II as a matrix, shape ``(n_out, n_in)``."""
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
+    basis[0] /= np.sqrt(2.0)
+    return basis
+
+
+class FeatureStream:
+    """Incremental per-hop frame features over an unbounded stream.
+
+    Frame ``t`` covers samples ``[t * hop, t * hop + frame_length)`` of the stream,
+    so results do not depend on how the audio is chunked.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+    capacity_s : float
+        Seconds of frame history kept for :meth:`window_vector`.
+    """
+
+    def __init__(self, spec: FeatureSpec = DEFAULT_SPEC, capacity_s: float = 30.0) -> None:
+        self.spec = spec
+        self._window = np.hanning(spec.frame_length + 1)[:-1]
+        self._mel = mel_filterbank(spec).T.copy()
+        self._dct = dct_matrix(spec.n_mels, spec.n_mfcc).T.copy()
+        self._freqs = np.linspace(0.0, spec.sample_rate / 2, spec.n_fft // 2 + 1)
+        self._mel_hz = mel_to_hz(np.linspace(hz_to_mel(spec.fmin_hz), hz_to_mel(spec.fmax_hz), spec.n_mels + 2))[2:]
+        self._lag_min = int(np.floor(spec.sample_rate / spec.f0_max_hz))
+        self._lag_max = int(np.ceil(spec.sample_rate / spec.f0_min_hz))
+        win_ac = np.fft.irfft(np.abs(np.fft.rfft(self._window, spec.n_fft)) ** 2, spec.n_fft)
+        self._window_ac = win_ac[:self._lag_max + 2] / win_ac[0]
+        capacity = int(np.ceil(capacity_s * spec.sample_rate / spec.hop_length))
+        self.frames = RingBuffer(capacity, (len(spec.frame_names),), np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream at sample 0."""
+        self._pending = np.zeros(0, dtype=np.float64)
+        self._prev_mfcc = None
+        self._prev_spectrum = None
+        self.frames.reset()
+
+    @property
+    def n_frames(self) -> int:
+        """Frames computed so far."""
+        return self.frames.written
+
+    def push(self, samples: np.ndarray) -> int:
+        """Consume mono samples; return how many new frames were completed."""
+        spec = self.spec
+        buf = np.concatenate((self._pending, np.asarray(samples, dtype=np.float64)))
+        n_new = 0 if len(buf) < spec.frame_length else 1 + (len(buf) - spec.frame_length) // spec.hop_length
+        if n_new:
+            framed = np.lib.stride_tricks.sliding_window_view(buf, spec.frame_length)[::spec.hop_length][:n_new]
+            self.frames.write(self._compute(framed))
+        self._pending = buf[n_new * spec.hop_length:]
+        return n_new
+
+    def _compute(self, framed: np.ndarray) -> np.ndarray:
+        spec = self.spec
+        spectrum = np.fft.rfft(framed * self._window, spec.n_fft)
+        power = spectrum.real ** 2 + spectrum.imag ** 2
+        mel = power @ self._mel
+        mfcc = (10.0 * np.log10(mel + EPS)) @ self._dct
+        history = mfcc[:1].repeat(spec.delta_lag, 0) if self._prev_mfcc is None else self._prev_mfcc
+        stacked = np.vstack((history, mfcc))
+        delta = stacked[spec.delta_lag:] - stacked[:-spec.delta_lag]
+        self._prev_mfcc = stacked[-spec.delta_lag:]
+
+        total = power.sum(axis=1) + EPS
+        centroid = power @ self._freqs / total
+        bandwidth = np.sqrt(np.maximum(power @ self._freqs ** 2 / total - centroid ** 2, 0.0))
+        rolloff = self._mel_hz[np.argmax(np.cumsum(mel, axis=1) >= 0.85 * mel.sum(axis=1, keepdims=True), axis=1)]
+        flatness = np.mean(np.log(power + EPS), axis=1) - np.log(total / power.shape[1])
+        shape = power / total[:, None]
+        previous = shape[:1] if self._prev_spectrum is None else self._prev_spectrum
+        flux = np.sqrt(np.sum(np.diff(np.vstack((previous, shape)), axis=0) ** 2, axis=1))
+        self._prev_spectrum = shape[-1:]
+
+        energy_db = 10.0 * np.log10(np.mean(framed ** 2, axis=1) + EPS)
+        zcr = np.mean(np.signbit(framed[:, 1:]) != np.signbit(framed[:, :-1]), axis=1)
+        voicing, f0 = self._pitch(power)
+        return np.column_stack((mfcc, delta, energy_db, centroid / 1000.0, bandwidth / 1000.0, rolloff / 1000.0,
+                                flatness, flux, zcr, voicing, f0))
+
+    def _pitch(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Autocorrelation pitch (window-corrected), returning voicing in [0, 1] and F0 in semitones re 55 Hz."""
+        ac = np.fft.irfft(power, self.spec.n_fft)[:, :self._lag_max + 2]
+        ac = ac / (ac[:, :1] + EPS) / self._window_ac
+        lo, hi = self._lag_min, self._lag_max
+        peak = lo + np.argmax(ac[:, lo:hi + 1], axis=1)
+        rows = np.arange(len(ac))
+        left, mid, right = ac[rows, peak - 1], ac[rows, peak], ac[rows, peak + 1]
+        curvature = left - 2.0 * mid + right
+        offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1.0), 0.0)
+        lag = peak + np.clip(offset, -0.5, 0.5)
+        f0 = 12.0 * np.log2(self.spec.sample_rate / lag / 55.0)
+        return np.clip(mid, 0.0, 1.0), f0
+
+    def frame_range(self, start_sample: int, end_sample: int) -> tuple[int, int]:
+        """Frames lying wholly inside samples ``[start_sample, end_sample)``, clipped to what is held."""
+        hop, length = self.spec.hop_length, self.spec.frame_length
+        first = max(-(-start_sample // hop), self.frames.oldest)
+        last = min((end_sample - length) // hop + 1, self.frames.written)
+        return first, max(first, last)
+
+    def window_vector(self, start_sample: int, end_sample: int) -> np.ndarray:
+        """Functionals of the frames inside a window of the stream, shape ``(spec.dim,)``."""
+        first, last = self.frame_range(start_sample, end_sample)
+        return functionals(self.frames.read(first, last), self.spec)
+
+
+def functionals(frames: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:
+    """Summarise frames ``(n, n_frame_columns)`` into the window vector ``(spec.dim,)``.
+
+    Pitch statistics use voiced frames only; an empty window or one with no voiced
+    frame yields zeros for the missing parts.
+    """
+    out = np.zeros(spec.dim, dtype=np.float64)
+    if len(frames) == 0:
+        return out
+    n_general = frames.shape[1] - 1
+    out[:n_general * len(spec.stat_names)] = _stats(frames[:, :-1], spec).T.ravel()
+    voiced = frames[frames[:, -2] >= spec.voicing_threshold, -1:]
+    if len(voiced):
+        out[n_general * len(spec.stat_names):-1] = _stats(voiced, spec).ravel()
+    out[-1] = len(voiced) / len(frames)
+    return out
+
+
+def _stats(x: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Rows: mean, std, then the spec's percentiles; columns follow ``x``'s columns."""
+    return np.vstack((x.mean(axis=0), x.std(axis=0), np.percentile(x, spec.percentiles, axis=0)))
+
+
+def clip_vector(samples: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:
+    """Offline reference: the window vector of a whole clip computed in one batch."""
+    stream = FeatureStream(spec, capacity_s=len(samples) / spec.sample_rate + 1.0)
+    stream.push(samples)
+    return stream.window_vector(0, len(samples))

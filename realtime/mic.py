@@ -1,0 +1,140 @@
+"""Microphone input through sounddevice, imported only when a device is used."""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+import soxr
+
+from realtime.sources import DEFAULT_BLOCK, Chunk, SourceError, SourceStats, to_mono_float
+
+log = logging.getLogger(__name__)
+
+PORTAUDIO_HINT = "PortAudio library not found: install it (Debian/Ubuntu: apt install libportaudio2; macOS: brew install portaudio)"
+QUEUE_BLOCKS = 100            # bounded: 10 s of 100 ms blocks; beyond that blocks are dropped and counted
+STALL_TIMEOUTS = 30           # 0.1 s polls with no audio and an inactive stream before we call the device gone
+
+
+def import_sounddevice() -> ModuleType:
+    """Import sounddevice, turning a missing PortAudio into a :class:`SourceError`."""
+    try:
+        import sounddevice
+    except OSError:
+        raise SourceError(PORTAUDIO_HINT) from None
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    channels: int
+    default_rate: float
+
+
+def input_devices() -> list[InputDevice]:
+    """All devices with at least one input channel."""
+    sd = import_sounddevice()
+    try:
+        devices = sd.query_devices()
+    except sd.PortAudioError as exc:
+        raise SourceError(f"cannot list audio devices: {exc}") from None
+    return [InputDevice(i, d["name"], d["max_input_channels"], d["default_samplerate"])
+            for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+
+
+def resolve_device(spec: str | None) -> InputDevice:
+    """Pick an input device by index or by a case-insensitive substring of its name (None: the default)."""
+    devices = input_devices()
+    if not devices:
+        raise SourceError("no audio input device found; plug in a microphone or check `ser devices`")
+    if spec is None:
+        sd = import_sounddevice()
+        default = sd.default.device[0] if isinstance(sd.default.device, (list, tuple)) else sd.default.device
+        return next((d for d in devices if d.index == default), devices[0])
+    if spec.strip().isdigit():
+        match = [d for d in devices if d.index == int(spec)]
+    else:
+        match = [d for d in devices if spec.lower() in d.name.lower()]
+        exact = [d for d in match if d.name.lower() == spec.lower()]
+        match = exact or match
+    if not match:
+        names = ", ".join(f"{d.index}: {d.name}" for d in devices)
+        raise SourceError(f"no input device matches '{spec}'; available: {names}")
+    return match[0]
+
+
+class MicSource:
+    """Blocks from an input device; the callback only copies and enqueues.
+
+    Iteration ends when ``stop()`` is called or the device stops delivering.
+    """
+
+    def __init__(self, device: str | None, sample_rate: int, block: int = DEFAULT_BLOCK) -> None:
+        self.device = resolve_device(device)
+        self.sample_rate = sample_rate
+        self.block = block
+        self.stats = SourceStats()
+        self.ended_reason: str | None = None
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self._stopping = False
+
+    def describe(self) -> str:
+        return f"{self.device.name} (device {self.device.index})"
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: object, status: object) -> None:
+        if status and getattr(status, "input_overflow", False):
+            self.stats.overflows += 1
+        try:
+            self._queue.put_nowait(indata.copy())
+        except queue.Full:
+            self.stats.dropped_blocks += 1
+
+    def _open(self, sd: ModuleType) -> tuple[object, int]:
+        """Open at the model rate, else at the device's own rate (resampled later)."""
+        rates = [self.sample_rate, int(self.device.default_rate)]
+        for rate in dict.fromkeys(rates):
+            try:
+                stream = sd.InputStream(device=self.device.index, samplerate=rate, channels=1, dtype="float32",
+                                        blocksize=int(self.block * rate / self.sample_rate),
+                                        callback=self._callback)
+                return stream, rate
+            except sd.PortAudioError as exc:
+                error = exc
+        raise SourceError(f"cannot open input device '{self.device.name}': {error}")
+
+    def __iter__(self) -> Iterator[Chunk]:
+        sd = import_sounddevice()
+        stream, rate = self._open(sd)
+        resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32") if rate != self.sample_rate else None
+        position, idle = 0, 0
+        try:
+            stream.start()
+            while not self._stopping:
+                try:
+                    block = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    idle += 1
+                    if not stream.active or idle >= STALL_TIMEOUTS:
+                        self.ended_reason = f"input device '{self.device.name}' stopped delivering audio"
+                        return
+                    continue
+                idle = 0
+                mono = to_mono_float(block, self.stats)
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono)
+                self.stats.blocks += 1
+                yield Chunk(mono, position)
+                position += len(mono)
+        except sd.PortAudioError as exc:
+            self.ended_reason = f"input device '{self.device.name}' failed: {exc}"
+        finally:
+            stream.close(ignore_errors=True)

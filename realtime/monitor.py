@@ -1,0 +1,143 @@
+"""Run-wide counters and an immutable snapshot of what a person should see."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.pipeline import Event
+from realtime.sources import SourceStats
+
+LATENCY_HISTORY = 2048        # most recent decision latencies kept for percentiles
+TIMELINE_S = 60.0             # seconds of segment history kept for the timeline
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the dashboard renders; built from the pipeline thread, read by the screen."""
+
+    source: str
+    model: str
+    labels: tuple[str, ...]
+    gender_labels: tuple[str, ...]
+    sample_rate: int
+    elapsed_s: float
+    position_s: float
+    duration_s: float | None
+    emotion_smoothed: dict[str, float]
+    emotion_latest: dict[str, float]
+    gender_smoothed: dict[str, float]
+    leading: str | None
+    in_speech: bool
+    level_dbfs: float
+    peak_dbfs: float
+    clipping: bool
+    window_s: float
+    timeline: tuple[tuple[float, float, str], ...]
+    windows: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    realtime_factor: float | None
+    dropped_blocks: int
+    overflows: int
+    adapted_windows: int
+
+
+@dataclass
+class Monitor:
+    """Accumulates run statistics as events and chunks pass by."""
+
+    source: str
+    model: str
+    labels: tuple[str, ...]
+    gender_labels: tuple[str, ...]
+    sample_rate: int
+    duration_s: float | None = None
+    began: float = field(default_factory=time.monotonic)
+    cpu_began: float = field(default_factory=time.process_time)
+    samples: int = 0
+    windows: int = 0
+    level_dbfs: float = -120.0
+    peak_dbfs: float = -120.0
+    clipped_blocks: int = 0
+    in_speech: bool = False
+    window_start: int = 0
+    adapted_windows: int = 0
+    emotion_smoothed: dict[str, float] = field(default_factory=dict)
+    emotion_latest: dict[str, float] = field(default_factory=dict)
+    gender_smoothed: dict[str, float] = field(default_factory=dict)
+    leading: str | None = None
+    latencies: list[float] = field(default_factory=list)
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)
+    emotion_counts: dict[str, int] = field(default_factory=dict)
+
+    def on_chunk(self, samples: np.ndarray) -> None:
+        self.samples += len(samples)
+        if len(samples):
+            peak = float(np.max(np.abs(samples)))
+            rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+            self.level_dbfs = 20 * np.log10(max(rms, 1e-6))
+            self.peak_dbfs = max(self.peak_dbfs - 0.5, 20 * np.log10(max(peak, 1e-6)))
+            self.clipped_blocks += peak >= 0.999
+
+    def on_event(self, event: Event, smoothed: np.ndarray | None, gender_smoothed: np.ndarray | None) -> None:
+        if event.type == "speech_start":
+            self.in_speech, self.window_start = True, event.start
+            return
+        self.windows += 1
+        self.latencies.append(event.latency_ms)
+        del self.latencies[:-LATENCY_HISTORY]
+        self.emotion_latest = event.emotion_probs
+        self.adapted_windows = event.adapted_windows
+        self.leading = event.smoothed_emotion
+        if smoothed is not None:
+            self.emotion_smoothed = dict(zip(self.labels, smoothed.tolist()))
+        if gender_smoothed is not None:
+            self.gender_smoothed = dict(zip(self.gender_labels, gender_smoothed.tolist()))
+        if event.type == "segment":
+            self.in_speech = False
+            end_s = event.end / self.sample_rate
+            self.timeline.append((event.start / self.sample_rate, end_s, event.emotion))
+            self.timeline = [t for t in self.timeline if t[1] >= end_s - TIMELINE_S]
+            self.emotion_counts[event.emotion] = self.emotion_counts.get(event.emotion, 0) + 1
+
+    def latency_percentile(self, q: float) -> float | None:
+        return float(np.percentile(self.latencies, q)) if self.latencies else None
+
+    def realtime_factor(self) -> float | None:
+        """CPU seconds per audio second."""
+        audio_s = self.samples / self.sample_rate
+        return (time.process_time() - self.cpu_began) / audio_s if audio_s > 0 else None
+
+    def snapshot(self, stats: SourceStats) -> Snapshot:
+        position_s = self.samples / self.sample_rate
+        return Snapshot(
+            source=self.source, model=self.model, labels=self.labels, gender_labels=self.gender_labels,
+            sample_rate=self.sample_rate, elapsed_s=time.monotonic() - self.began, position_s=position_s,
+            duration_s=self.duration_s, emotion_smoothed=dict(self.emotion_smoothed),
+            emotion_latest=dict(self.emotion_latest), gender_smoothed=dict(self.gender_smoothed),
+            leading=self.leading, in_speech=self.in_speech, level_dbfs=self.level_dbfs, peak_dbfs=self.peak_dbfs,
+            clipping=self.peak_dbfs >= -0.01,
+            window_s=(self.samples - self.window_start) / self.sample_rate if self.in_speech else 0.0,
+            timeline=tuple(self.timeline), windows=self.windows,
+            latency_p50_ms=self.latency_percentile(50), latency_p95_ms=self.latency_percentile(95),
+            realtime_factor=self.realtime_factor(), dropped_blocks=stats.dropped_blocks,
+            overflows=stats.overflows, adapted_windows=self.adapted_windows)
+
+    def summary(self, stats: SourceStats, reason: str | None = None) -> str:
+        """The one-line summary printed when a run ends."""
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.emotion_counts.items(), key=lambda kv: -kv[1]))
+        p50 = self.latency_percentile(50)
+        rtf = self.realtime_factor()
+        parts = [f"{self.samples / self.sample_rate:.1f} s of audio", f"{self.windows} windows scored",
+                 f"segments: {counts or 'none'}",
+                 f"latency p50 {p50:.1f} ms" if p50 is not None else "latency n/a",
+                 f"CPU/audio {rtf:.4f}" if rtf is not None else "CPU/audio n/a",
+                 f"dropped blocks {stats.dropped_blocks}", f"overflows {stats.overflows}"]
+        if stats.nonfinite_samples:
+            parts.append(f"non-finite samples zeroed {stats.nonfinite_samples}")
+        if reason:
+            parts.append(reason)
+        return "summary: " + "; ".join(parts)

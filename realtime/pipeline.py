@@ -1,0 +1,130 @@
+"""The one streaming pipeline: features, VAD windows, adaptation, scoring."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.adapt import AdaptConfig, Smoother, SpeakerAdapter
+from realtime.features import FeatureSpec, FeatureStream
+from realtime.scorer import Scorer
+from realtime.vad import FrameVad, VadConfig, WindowEvent, Windower
+
+
+@dataclass(frozen=True)
+class Event:
+    """One pipeline output. Times are stream samples; sinks convert to seconds.
+
+    ``emotion_probs``/``gender_probs`` are empty for ``speech_start``. ``vector``
+    holds the raw window features (not serialised), for training and evaluation.
+    """
+
+    type: str
+    start: int
+    end: int
+    emotion: str | None = None
+    emotion_probs: dict[str, float] = field(default_factory=dict)
+    gender: str | None = None
+    gender_probs: dict[str, float] = field(default_factory=dict)
+    smoothed_emotion: str | None = None
+    latency_ms: float = 0.0
+    adapted_windows: int = 0
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+
+class WindowFeaturizer:
+    """Frame features and VAD windows over one stream; yields each window with its raw vector.
+
+    This is the part of the pipeline that training and evaluation share with serving.
+    """
+
+    def __init__(self, spec: FeatureSpec, vad: VadConfig = VadConfig()) -> None:
+        history_s = vad.max_window_s + vad.min_silence_ms / 1000 + vad.preroll_ms / 1000 + 2.0
+        self.spec = spec
+        self.features = FeatureStream(spec, capacity_s=history_s)
+        self.frame_vad = FrameVad(spec.sample_rate, spec.hop_length, vad)
+        self.windower = Windower(spec.sample_rate, spec.hop_length, vad)
+
+    def reset(self) -> None:
+        """Start a new stream at sample 0."""
+        self.features.reset()
+        self.frame_vad.reset()
+        self.windower.reset()
+
+    def push(self, samples: np.ndarray) -> list[tuple[WindowEvent, np.ndarray | None]]:
+        """Consume mono samples; return completed windows and their vectors (None for speech_start)."""
+        self.features.push(samples)
+        return [self._with_vector(w) for w in self.windower.push(self.frame_vad.push(samples))]
+
+    def flush(self) -> list[tuple[WindowEvent, np.ndarray | None]]:
+        """End of stream: close any open window."""
+        return [self._with_vector(w) for w in self.windower.flush()]
+
+    def _with_vector(self, window: WindowEvent) -> tuple[WindowEvent, np.ndarray | None]:
+        if window.kind == "speech_start":
+            return window, None
+        return window, self.features.window_vector(window.start, window.end)
+
+
+class Pipeline:
+    """Push audio at the model's sample rate, get scored events.
+
+    Parameters
+    ----------
+    scorer : Scorer
+        Loaded model; its card fixes the feature spec and adaptation prior.
+    vad : VadConfig
+        Windowing parameters.
+    adapt : bool
+        Normalise with running session statistics (else population statistics only).
+    """
+
+    def __init__(self, scorer: Scorer, vad: VadConfig = VadConfig(), adapt: bool = True) -> None:
+        card = scorer.card
+        self.scorer = scorer
+        self.sample_rate = card.spec.sample_rate
+        self.windows = WindowFeaturizer(card.spec, vad)
+        adapt_config = AdaptConfig(card.adapt.prior_windows, card.adapt.forgetting, enabled=adapt)
+        self.adapter = SpeakerAdapter(card.pop_mean, card.pop_std, adapt_config)
+        self.smoother = Smoother(card.labels)
+        self.gender_smoother = Smoother(card.gender_labels)
+
+    def reset_stream(self) -> None:
+        """Start a new stream (sample 0) but keep the speaker's adaptation state."""
+        self.windows.reset()
+
+    def reset_session(self) -> None:
+        """Start a new speaker session: stream state, adaptation and smoothing."""
+        self.reset_stream()
+        self.adapter.reset()
+        self.smoother.reset()
+        self.gender_smoother.reset()
+
+    def push(self, samples: np.ndarray) -> list[Event]:
+        """Consume float32 mono samples; return the events they complete."""
+        began = time.perf_counter()
+        return [self._event(w, v, began) for w, v in self.windows.push(samples)]
+
+    def flush(self) -> list[Event]:
+        """End of stream: close any open window."""
+        began = time.perf_counter()
+        return [self._event(w, v, began) for w, v in self.windows.flush()]
+
+    def _event(self, window: WindowEvent, vector: np.ndarray | None, began: float) -> Event:
+        if vector is None:
+            return Event("speech_start", window.start, window.end)
+        if window.kind == "segment":
+            self.adapter.update(vector)
+        emotion, gender = self.scorer.score(self.adapter.model_input(vector)[None, :])
+        card = self.scorer.card
+        smoothed = self.smoother.push(emotion[0])
+        self.gender_smoother.push(gender[0])
+        return Event(window.kind, window.start, window.end,
+                     emotion=card.labels[int(np.argmax(emotion[0]))],
+                     emotion_probs=dict(zip(card.labels, emotion[0].round(4).tolist())),
+                     gender=card.gender_labels[int(np.argmax(gender[0]))],
+                     gender_probs=dict(zip(card.gender_labels, gender[0].round(4).tolist())),
+                     smoothed_emotion=smoothed, latency_ms=(time.perf_counter() - began) * 1000.0,
+                     adapted_windows=self.adapter.windows_seen, vector=vector)

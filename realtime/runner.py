@@ -1,0 +1,69 @@
+"""Drive a source through the pipeline into sinks; shared by every `ser` command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from realtime.monitor import Monitor
+from realtime.pipeline import Event, Pipeline
+from realtime.sinks import SCHEMA_VERSION, Sink, event_record
+from realtime.sources import Chunk, SourceStats
+
+STATS_EVERY_S = 60.0
+
+
+class Source(Protocol):
+    stats: SourceStats
+    def __iter__(self) -> Iterable[Chunk]: ...
+
+
+def stats_record(monitor: Monitor, stats: SourceStats) -> dict:
+    """A ``stats`` event: run counters, with the common keys present and empty."""
+    rtf = monitor.realtime_factor()
+    p50, p95 = monitor.latency_percentile(50), monitor.latency_percentile(95)
+    return {"schema": SCHEMA_VERSION, "type": "stats", "start_s": 0.0,
+            "end_s": round(monitor.samples / monitor.sample_rate, 3),
+            "emotion": None, "emotion_probs": {}, "gender": None, "gender_probs": {}, "latency_ms": None,
+            "windows": monitor.windows, "blocks": stats.blocks, "dropped_blocks": stats.dropped_blocks,
+            "overflows": stats.overflows, "nonfinite_samples": stats.nonfinite_samples,
+            "clipped_blocks": monitor.clipped_blocks,
+            "latency_p50_ms": None if p50 is None else round(p50, 3),
+            "latency_p95_ms": None if p95 is None else round(p95, 3),
+            "cpu_per_audio_s": None if rtf is None else round(rtf, 6)}
+
+
+def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
+        should_stop: Callable[[], bool] = lambda: False, stats_every_s: float = STATS_EVERY_S) -> bool:
+    """Stream until the source ends, ``should_stop()`` or Ctrl-C; return True if interrupted.
+
+    Every event goes to every sink; a ``stats`` event is written every
+    ``stats_every_s`` of audio and once at the end.
+    """
+    def emit(events: list[Event]) -> None:
+        for event in events:
+            monitor.on_event(event, pipeline.smoother.probs, pipeline.gender_smoother.probs)
+            record = event_record(event, pipeline.sample_rate)
+            for sink in sinks:
+                sink.write(record)
+
+    every = int(stats_every_s * pipeline.sample_rate)
+    next_stats = every
+    interrupted = False
+    try:
+        for chunk in source:
+            monitor.on_chunk(chunk.samples)
+            emit(pipeline.push(chunk.samples))
+            if monitor.samples >= next_stats:
+                next_stats += every
+                for sink in sinks:
+                    sink.write(stats_record(monitor, source.stats))
+            if should_stop():
+                interrupted = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    emit(pipeline.flush())
+    for sink in sinks:
+        sink.write(stats_record(monitor, source.stats))
+    return interrupted

@@ -1,0 +1,122 @@
+"""ONNX scoring with a validated model card (``NAME.onnx`` beside ``NAME.json``)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime.adapt import AdaptConfig
+from realtime.features import FeatureSpec
+
+CARD_FORMAT = 1
+INPUT_NAME = "features"
+EMOTION_OUTPUT = "emotion_probabilities"
+GENDER_OUTPUT = "gender_probabilities"
+DEFAULT_MODEL = Path(str(resources.files("realtime.models") / "ser-ravdess.onnx"))
+RETRAIN_HINT = "retrain it with `ser-train fit` or pass a matching --model"
+
+
+class ModelError(ValueError):
+    """A model or card that cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parts of the card the runtime needs; ``raw`` keeps the whole JSON."""
+
+    name: str
+    labels: list[str]
+    gender_labels: list[str]
+    spec: FeatureSpec
+    pop_mean: np.ndarray
+    pop_std: np.ndarray
+    adapt: AdaptConfig
+    raw: dict
+
+    @classmethod
+    def load(cls, path: Path, runtime_spec: FeatureSpec) -> "ModelCard":
+        """Read and validate a card against the runtime's feature spec."""
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ModelError(f"model card {path} is missing; {RETRAIN_HINT}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"model card {path} is unreadable ({exc}); {RETRAIN_HINT}") from None
+        try:
+            if raw.get("format") != CARD_FORMAT:
+                raise ModelError(f"model card {path} has format {raw.get('format')!r}, expected {CARD_FORMAT}")
+            spec_dict = dict(raw["feature_spec"])
+            spec_dict["percentiles"] = tuple(spec_dict["percentiles"])
+            spec = FeatureSpec(**spec_dict)
+            adaptation = raw["adaptation"]
+            card = cls(name=raw["name"], labels=list(raw["labels"]), gender_labels=list(raw["gender_labels"]),
+                       spec=spec, pop_mean=np.asarray(adaptation["pop_mean"], dtype=np.float64),
+                       pop_std=np.asarray(adaptation["pop_std"], dtype=np.float64),
+                       adapt=AdaptConfig(prior_windows=float(adaptation["prior_windows"]),
+                                         forgetting=float(adaptation["forgetting"])), raw=raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(f"model card {path} is malformed ({exc!r}); {RETRAIN_HINT}") from None
+        if raw.get("feature_spec_hash") != runtime_spec.hash() or spec != runtime_spec:
+            raise ModelError(f"model {path.stem} was trained with feature spec {raw.get('feature_spec_hash')}, "
+                             f"but this runtime computes {runtime_spec.hash()}; {RETRAIN_HINT}")
+        if len(card.pop_mean) != spec.dim or len(card.pop_std) != spec.dim:
+            raise ModelError(f"model card {path} has adaptation statistics of the wrong size; {RETRAIN_HINT}")
+        return card
+
+
+class Scorer:
+    """Emotion and gender probabilities for normalised window vectors.
+
+    Parameters
+    ----------
+    model_path : Path
+        The ``.onnx`` file; its card is the same path with ``.json``.
+    runtime_spec : FeatureSpec
+        The spec this runtime computes; the card must match it.
+    """
+
+    def __init__(self, model_path: Path, runtime_spec: FeatureSpec) -> None:
+        import onnxruntime as ort
+
+        model_path = Path(model_path)
+        if model_path.suffix != ".onnx":
+            model_path = model_path.with_suffix(".onnx")
+        if not model_path.is_file():
+            raise ModelError(f"model file {model_path} not found; {RETRAIN_HINT}")
+        self.card = ModelCard.load(model_path.with_suffix(".json"), runtime_spec)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(f"model file {model_path} could not be loaded ({type(exc).__name__}); "
+                             f"{RETRAIN_HINT}") from None
+        self._check_graph(model_path)
+
+    def _check_graph(self, model_path: Path) -> None:
+        inputs = {i.name: i.shape for i in self._session.get_inputs()}
+        outputs = {o.name for o in self._session.get_outputs()}
+        dim = 2 * self.card.spec.dim
+        if INPUT_NAME not in inputs or inputs[INPUT_NAME][-1] not in (dim, None, "None"):
+            raise ModelError(f"model {model_path} does not take a '{INPUT_NAME}' input of width {dim}; "
+                             f"{RETRAIN_HINT}")
+        if not {EMOTION_OUTPUT, GENDER_OUTPUT} <= outputs:
+            raise ModelError(f"model {model_path} lacks outputs {EMOTION_OUTPUT}/{GENDER_OUTPUT}; {RETRAIN_HINT}")
+        emotion, gender = self.score(np.zeros((1, dim), dtype=np.float32))
+        if emotion.shape[1] != len(self.card.labels) or gender.shape[1] != len(self.card.gender_labels):
+            raise ModelError(f"model {model_path} outputs {emotion.shape[1]} emotions and {gender.shape[1]} genders "
+                             f"but its card lists {len(self.card.labels)} and {len(self.card.gender_labels)}; "
+                             f"{RETRAIN_HINT}")
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Emotion ``(n, n_labels)`` and gender ``(n, 2)`` probabilities for model inputs ``(n, 2 * spec.dim)``."""
+        emotion, gender = self._session.run([EMOTION_OUTPUT, GENDER_OUTPUT], {INPUT_NAME: x.astype(np.float32)})
+        return np.asarray(emotion, dtype=np.float64), np.asarray(gender, dtype=np.float64)

@@ -1,0 +1,172 @@
+"""Voice activity: per-frame speech decisions and a hysteresis windower.
+
+A frame is speech when webrtcvad says so *and* its energy is ``margin_db`` above
+the noise floor (the quietest frame of the last ``noise_window_s``) and above an
+absolute floor. The gate removes webrtcvad's hangover over silence (measured:
+70-160 ms after a burst ends), so window edges land within one frame of the true
+ones, and it adapts to quiet recordings and noisy rooms alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+WEBRTC_RATES = (8000, 16000, 32000, 48000)
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Windowing parameters; times are converted to samples at construction."""
+
+    aggressiveness: int = 0
+    energy_floor_dbfs: float = -70.0
+    margin_db: float = 10.0
+    noise_window_s: float = 5.0
+    min_silence_ms: float = 300.0
+    preroll_ms: float = 100.0
+    min_window_s: float = 0.5
+    max_window_s: float = 8.0
+    update_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.aggressiveness <= 3:
+            raise ValueError(f"aggressiveness must be 0..3, got {self.aggressiveness}")
+        if not 0 < self.min_window_s < self.max_window_s:
+            raise ValueError("need 0 < min_window_s < max_window_s")
+        if self.update_s <= 0 or self.min_silence_ms <= 0 or self.preroll_ms < 0:
+            raise ValueError("update_s and min_silence_ms must be positive, preroll_ms non-negative")
+
+
+@dataclass(frozen=True)
+class WindowEvent:
+    """A window boundary in stream samples: ``kind`` is speech_start, partial or segment."""
+
+    kind: str
+    start: int
+    end: int
+
+
+class FrameVad:
+    """Speech/non-speech per frame of ``frame_samples`` (10, 20 or 30 ms)."""
+
+    def __init__(self, sample_rate: int, frame_samples: int, config: VadConfig = VadConfig()) -> None:
+        if sample_rate not in WEBRTC_RATES or frame_samples * 1000 // sample_rate not in (10, 20, 30):
+            raise ValueError(f"webrtcvad needs 10/20/30 ms frames at {WEBRTC_RATES} Hz")
+        self.sample_rate = sample_rate
+        self.frame_samples = frame_samples
+        self._vad = webrtcvad.Vad(config.aggressiveness)
+        self._absolute_db = config.energy_floor_dbfs
+        self._margin_db = config.margin_db
+        self._history = max(1, int(round(config.noise_window_s * sample_rate / frame_samples)))
+        self.reset()
+
+    def reset(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._recent_db = np.full(self._history - 1, np.inf)
+
+    def _loud(self, frames: np.ndarray) -> np.ndarray:
+        """Energy gate per frame; each frame's noise floor uses only frames up to itself."""
+        energy_db = 10.0 * np.log10(np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self.frame_samples
+                                    + 1e-12)
+        recent = np.concatenate((self._recent_db, energy_db))
+        self._recent_db = recent[len(energy_db):]
+        floor = np.lib.stride_tricks.sliding_window_view(recent, self._history).min(axis=1)
+        return (energy_db >= floor + self._margin_db) & (energy_db >= self._absolute_db)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Return one boolean per frame completed by ``samples``."""
+        buf = np.concatenate((self._pending, samples.astype(np.float32, copy=False)))
+        n = len(buf) // self.frame_samples
+        self._pending = buf[n * self.frame_samples:]
+        if n == 0:
+            return np.zeros(0, dtype=bool)
+        frames = buf[:n * self.frame_samples].reshape(n, self.frame_samples)
+        loud = self._loud(frames)
+        pcm = (np.clip(frames, -1.0, 1.0) * 32767.0).astype(np.int16)
+        is_speech = self._vad.is_speech
+        return np.fromiter((bool(l) and is_speech(p.tobytes(), self.sample_rate) for l, p in zip(loud, pcm)),
+                           dtype=bool, count=n)
+
+
+class Windower:
+    """Hysteresis state machine turning frame decisions into windows.
+
+    Opens on a speech frame (keeping ``preroll_ms`` before it), closes after
+    ``min_silence_ms`` of non-speech at the end of the last speech frame, splits at
+    ``max_window_s``, and drops windows shorter than ``min_window_s``. A window is
+    announced (``speech_start``) once it reaches ``min_window_s``; after that a
+    ``partial`` is emitted every ``update_s`` until its ``segment``.
+    """
+
+    def __init__(self, sample_rate: int, frame_samples: int, config: VadConfig = VadConfig()) -> None:
+        self.frame = frame_samples
+        to_samples = lambda seconds: int(round(seconds * sample_rate))  # noqa: E731
+        self.min_silence = to_samples(config.min_silence_ms / 1000)
+        self.preroll = to_samples(config.preroll_ms / 1000)
+        self.min_window = to_samples(config.min_window_s)
+        self.max_window = to_samples(config.max_window_s)
+        self.update = to_samples(config.update_s)
+        self.reset()
+
+    def reset(self) -> None:
+        self.position = 0          # samples judged so far
+        self.start: int | None = None
+        self.speech_end = 0        # end of the last speech frame
+        self.last_closed = 0       # pre-roll never reaches into the previous window
+        self.announced = False
+        self.next_update = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self.start is not None
+
+    def push(self, decisions: np.ndarray) -> list[WindowEvent]:
+        """Advance by one frame per decision; return the window events they cause."""
+        events: list[WindowEvent] = []
+        for speech in decisions:
+            frame_start = self.position
+            self.position += self.frame
+            if speech:
+                if self.start is None:
+                    self._open(max(frame_start - self.preroll, self.last_closed, 0))
+                self.speech_end = self.position
+            if self.start is None:
+                continue
+            if self.speech_end - self.start >= self.max_window:
+                self._close(self.start + self.max_window, events)
+                if self.speech_end > self.last_closed:
+                    self._open(self.last_closed)
+                continue
+            if not self.announced and self.speech_end - self.start >= self.min_window:
+                self.announced = True
+                self.next_update = self.start + self.update
+                events.append(WindowEvent("speech_start", self.start, self.speech_end))
+            if self.announced and self.position >= self.next_update and self.position - self.speech_end < self.frame:
+                events.append(WindowEvent("partial", self.start, self.position))
+                self.next_update += self.update
+            if self.position - self.speech_end >= self.min_silence:
+                self._close(self.speech_end, events)
+        return events
+
+    def flush(self) -> list[WindowEvent]:
+        """End of stream: close an open window as if silence followed."""
+        events: list[WindowEvent] = []
+        if self.start is not None:
+            self._close(self.speech_end, events)
+        return events
+
+    def _open(self, start: int) -> None:
+        self.start = start
+        self.announced = False
+
+    def _close(self, end: int, events: list[WindowEvent]) -> None:
+        if end - self.start >= self.min_window:
+            if not self.announced:
+                events.append(WindowEvent("speech_start", self.start, end))
+            events.append(WindowEvent("segment", self.start, end))
+        self.last_closed = end
+        self.start = None
+        self.announced = False

@@ -1,0 +1,1 @@
+"""Training package: corpora loaders, dataset features, fit, export, evaluate, report."""

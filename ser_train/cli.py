@@ -1,0 +1,142 @@
+"""The `ser-train` command: fit, evaluate, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+log = logging.getLogger("ser-train")
+DEFAULT_OUT = Path("models/ser-ravdess")
+
+
+def corpus_arg(text: str) -> tuple[str, Path]:
+    kind, sep, root = text.partition("=")
+    if not sep or not root:
+        raise argparse.ArgumentTypeError(f"expected KIND=DIR (e.g. ravdess=data/ravdess), got {text!r}")
+    return kind.strip().lower(), Path(root)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ser-train", description="Train and evaluate speech emotion models.")
+    parser.add_argument("--log-level", default="WARNING")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fit = commands.add_parser("fit", help="search, train and export a model (ONNX + card)")
+    fit.add_argument("--corpus", type=corpus_arg, action="append", required=True, metavar="KIND=DIR",
+                     help="ravdess, tess, emodb, cremad, savee or folder; repeatable")
+    fit.add_argument("--emotions", help="comma-separated subset of labels (default: all present)")
+    fit.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output path without suffix (default {DEFAULT_OUT})")
+    fit.add_argument("--families", default="logreg,svc,mlp,hgb", help="classifier families to search")
+    fit.add_argument("--folds", type=int, default=5)
+    fit.add_argument("--no-streaming-cv", action="store_true", help="skip the per-fold replay through the pipeline")
+    fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
+
+    ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it")
+    ev.add_argument("--model", type=Path, required=True)
+    ev.add_argument("--corpus", required=True, help="corpus kind")
+    ev.add_argument("--data", type=Path, required=True, help="corpus root folder")
+    mode = ev.add_mutually_exclusive_group()
+    mode.add_argument("--adapt", dest="adapt", action="store_true", default=True, help="one session per speaker (default)")
+    mode.add_argument("--no-adapt", dest="adapt", action="store_false", help="reset state before every clip")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the within-speaker clip order")
+    ev.add_argument("--json", type=Path, help="write the figures as JSON here")
+
+    rep = commands.add_parser("report", help="markdown report with plots from a model card")
+    rep.add_argument("--model", type=Path, required=True)
+    rep.add_argument("--out", type=Path, required=True, help="folder for report.md and PNGs")
+    return parser
+
+
+def scan_all(specs: list[tuple[str, Path]], console: Console):
+    from ser_train.corpora import scan_corpus, summarize
+
+    clips = []
+    for kind, root in specs:
+        scan = scan_corpus(kind, root)
+        console.print(summarize(scan))
+        for path, reason in scan.rejected[:5]:
+            console.print(f"  rejected {path}: {reason}")
+        clips.extend(scan.clips)
+    return clips
+
+
+def cmd_fit(args: argparse.Namespace, console: Console) -> int:
+    from ser_train.corpora import LABELS
+    from ser_train.fit import FitConfig, fit_model
+
+    clips = scan_all(args.corpus, console)
+    present = {c.label for c in clips}
+    if args.emotions:
+        labels = tuple(e.strip() for e in args.emotions.split(","))
+        unknown = [e for e in labels if e not in present]
+        if unknown:
+            raise ValueError(f"--emotions {','.join(unknown)} not present in the corpora ({', '.join(sorted(present))})")
+    else:
+        labels = tuple(label for label in LABELS if label in present)
+    clips = [c for c in clips if c.label in labels]
+    config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
+                       streaming_cv=not args.no_streaming_cv)
+    card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
+    console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
+    stream = card["metrics"].get("streaming_cv")
+    if stream:
+        console.print(f"streaming CV: UAR adapted {stream['adapt']['uar']:.3f}, cold {stream['cold']['uar']:.3f}, "
+                      f"gender {stream['adapt']['gender_accuracy']}")
+    if args.report:
+        from ser_train.report import write_report
+
+        console.print(f"report: {write_report(args.out.with_suffix('.json'), args.report)}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
+    from ser_train.evaluate import evaluate
+    from ser_train.report import figures_table
+
+    clips = scan_all([(args.corpus, args.data)], console)
+    report = evaluate(args.model, clips, adapt=args.adapt, seed=args.seed)
+    console.print(figures_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        console.print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from ser_train.report import write_report
+
+    console.print(f"wrote {write_report(args.model.with_suffix('.json'), args.out)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    console = Console(stderr=True)
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        print("ser-train: error: training needs the extras: pip install 'ser-realtime[train]'", file=sys.stderr)
+        return 2
+    from realtime.scorer import ModelError
+    from realtime.sources import SourceError
+    from ser_train.corpora import CorpusError
+
+    handlers = {"fit": cmd_fit, "evaluate": cmd_evaluate, "report": cmd_report}
+    try:
+        return handlers[args.command](args, console)
+    except (CorpusError, ModelError, SourceError, ValueError, OSError) as exc:
+        print(f"ser-train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ser-train: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Scan emotional-speech corpora by file name into labelled, speaker-tagged clips.
+
+Only names are parsed; audio is never opened, so any sample rate or format
+(``.wav``/``.flac``, any case) is fine. The only files read are CREMA-D's
+``VideoDemographics.csv`` and the folder loader's optional speakers CSV.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom")
+KINDS = ("ravdess", "tess", "emodb", "cremad", "savee", "folder")
+AUDIO_SUFFIXES = frozenset({".wav", ".flac"})
+CREMAD_DEMOGRAPHICS = "VideoDemographics.csv"
+
+
+class CorpusError(ValueError):
+    """A corpus cannot be scanned at all (bad kind, root, CSV, or no audio)."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled audio file; ``speaker`` is corpus-qualified, e.g. ``"ravdess:12"``."""
+    path: Path
+    label: str
+    speaker: str
+    gender: str | None
+    corpus: str
+
+
+@dataclass(frozen=True)
+class CorpusScan:
+    """Parsed clips (sorted by path) and ``(path, reason)`` for every unparsable audio file."""
+    clips: tuple[Clip, ...]
+    rejected: tuple[tuple[Path, str], ...]
+
+
+class _Reject(Exception):
+    """Internal: this file name cannot be parsed; the message is the reason."""
+
+
+_Parsed = tuple[str, str, "str | None"]  # label, bare speaker id, gender
+
+_RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad",
+                     "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised"}
+_TWO = ("01", "02")
+_RAVDESS_FIELDS: tuple[tuple[str, Collection[str]], ...] = (
+    ("modality", ("01", "02", "03")), ("vocal channel", _TWO), ("emotion", _RAVDESS_EMOTIONS),
+    ("intensity", _TWO), ("statement", _TWO), ("repetition", _TWO),
+    ("actor", tuple(f"{i:02d}" for i in range(1, 25))))
+_TESS_EMOTIONS = {"angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy",
+                  "neutral": "neutral", "sad": "sad", "ps": "surprised",
+                  "pleasant_surprise": "surprised", "pleasant_surprised": "surprised"}
+_EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fearful",
+                   "F": "happy", "T": "sad", "N": "neutral"}
+_EMODB_GENDERS = {**dict.fromkeys(("03", "10", "11", "12", "15"), "male"),
+                  **dict.fromkeys(("08", "09", "13", "14", "16"), "female")}
+_CREMAD_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy",
+                    "NEU": "neutral", "SAD": "sad"}
+_CREMAD_LEVELS = ("LO", "MD", "HI", "XX", "X")
+_SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy",
+                   "n": "neutral", "sa": "sad", "su": "surprised"}
+_SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
+_FOLDER_SYNONYMS = {**{label: label for label in LABELS}, "anger": "angry", "happiness": "happy",
+                    "sadness": "sad", "fear": "fearful", "surprise": "surprised",
+                    "disgusted": "disgust", "bored": "boredom"}
+_GENDERS = {"female": "female", "f": "female", "male": "male", "m": "male"}
+
+_RAVDESS_RE = re.compile(r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)")
+_TESS_RE = re.compile(r"([A-Za-z]+)_([^_]+)_(.+)")
+_EMODB_RE = re.compile(r"(\d\d)([a-z]\d\d)([a-z])([a-z])", re.IGNORECASE)
+_CREMAD_RE = re.compile(r"(\d{4})_([a-z]{3})_([a-z]+)_([a-z]+)", re.IGNORECASE)
+_SAVEE_RE = re.compile(r"(?:([a-z]+)_)?(sa|su|[a-z])(\d+)", re.IGNORECASE)
+
+
+def _match(pattern: re.Pattern[str], path: Path, example: str) -> tuple[str, ...]:
+    """Return the groups of ``pattern`` fully matching the file stem, or reject it."""
+    found = pattern.fullmatch(path.stem)
+    if found is None:
+        raise _Reject(f"name does not follow the pattern of {example!r}")
+    return found.groups()
+
+
+def _lookup(table: Collection[str], code: str, what: str) -> str:
+    """Map ``code`` through ``table`` (a mapping, or a collection of allowed codes)."""
+    if code not in table:
+        codes = list(table)
+        numeric = len(codes) > 10 and all(c.isdigit() for c in codes)
+        allowed = f"{codes[0]}..{codes[-1]}" if numeric else "/".join(codes)
+        raise _Reject(f"unknown {what} {code!r} (expected {allowed})")
+    return table[code] if isinstance(table, Mapping) else code
+
+
+def _ravdess(path: Path) -> _Parsed:
+    fields = _match(_RAVDESS_RE, path, "03-01-05-01-02-01-12.wav")
+    for (what, table), code in zip(_RAVDESS_FIELDS, fields):
+        _lookup(table, code, f"RAVDESS {what}")
+    actor = fields[6]
+    return _RAVDESS_EMOTIONS[fields[2]], actor, "male" if int(actor) % 2 else "female"
+
+
+def _tess(path: Path) -> _Parsed:
+    speaker, _word, emotion = _match(_TESS_RE, path, "OAF_back_angry.wav")
+    speaker = _lookup(("OAF", "YAF"), speaker.upper(), "TESS speaker")
+    return _lookup(_TESS_EMOTIONS, emotion.lower(), "TESS emotion"), speaker, "female"
+
+
+def _emodb(path: Path) -> _Parsed:
+    speaker, _text, emotion, _version = _match(_EMODB_RE, path, "03a01Fa.wav")
+    label = _lookup(_EMODB_EMOTIONS, emotion.upper(), "EMO-DB emotion letter")
+    return label, speaker, _EMODB_GENDERS.get(speaker)
+
+
+def _cremad(path: Path, *, genders: Mapping[str, str | None]) -> _Parsed:
+    actor, _sentence, emotion, level = _match(_CREMAD_RE, path, "1001_DFA_ANG_XX.wav")
+    _lookup(_CREMAD_LEVELS, level.upper(), "CREMA-D level")
+    return _lookup(_CREMAD_EMOTIONS, emotion.upper(), "CREMA-D emotion"), actor, genders.get(actor)
+
+
+def _savee(path: Path) -> _Parsed:
+    prefix, emotion, _number = _match(_SAVEE_RE, path, "DC_a01.wav")
+    what = "SAVEE speaker" if prefix else "SAVEE speaker folder (no DC_ style prefix)"
+    speaker = _lookup(_SAVEE_SPEAKERS, (prefix or path.parent.name).upper(), what)
+    return _lookup(_SAVEE_EMOTIONS, emotion.lower(), "SAVEE emotion code"), speaker, "male"
+
+
+def _folder(path: Path, *, root: Path,
+            speakers: Mapping[str, tuple[str, str | None]] | None) -> _Parsed:
+    rel = path.relative_to(root)
+    if len(rel.parts) < 2:
+        raise _Reject("file is not inside a <label>/ folder")
+    label = _lookup(_FOLDER_SYNONYMS, rel.parts[0].lower(), "label folder")
+    if speakers is None:
+        return label, re.split(r"[_-]", path.stem, maxsplit=1)[0] or path.stem, None
+    entry = speakers.get(rel.as_posix()) or speakers.get(path.name)
+    if entry is None:
+        raise _Reject("not listed in the speakers CSV")
+    return label, *entry
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    """Read a CSV into rows keyed by lower-cased column names; check ``required`` columns."""
+    if not path.is_file():
+        raise CorpusError(f"CSV file {path} does not exist")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = {name.strip().lower() for name in reader.fieldnames or ()}
+        missing = [name for name in required if name not in header]
+        if missing:
+            raise CorpusError(f"CSV file {path} lacks column(s) {', '.join(missing)}")
+        return [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+                for row in reader]
+
+
+def _cremad_genders(root: Path, csv_path: Path | None) -> dict[str, str | None]:
+    """Actor id -> gender from ``VideoDemographics.csv`` (given, or found under ``root``)."""
+    if csv_path is None:
+        found = sorted(p for p in root.rglob("*") if p.name.lower() == CREMAD_DEMOGRAPHICS.lower())
+        if not found:
+            logger.info("no %s under %s: CREMA-D genders unknown", CREMAD_DEMOGRAPHICS, root)
+            return {}
+        csv_path = found[0]
+    rows = _read_csv(csv_path, ("actorid", "sex"))
+    return {row["actorid"]: _GENDERS.get(row["sex"].lower()) for row in rows}
+
+
+def _folder_speakers(csv_path: Path | None) -> dict[str, tuple[str, str | None]] | None:
+    """File key (relative posix path or bare name) -> (speaker, gender), or None without CSV."""
+    if csv_path is None:
+        return None
+    table: dict[str, tuple[str, str | None]] = {}
+    for line, row in enumerate(_read_csv(csv_path, ("file", "speaker")), start=2):
+        gender = row.get("gender", "").lower()
+        if not row["file"] or not row["speaker"] or (gender and gender not in _GENDERS):
+            raise CorpusError(f"{csv_path}:{line}: need file and speaker, gender female/male/f/m")
+        key = row["file"].replace("\\", "/").removeprefix("./")
+        table[key] = (row["speaker"], _GENDERS.get(gender))
+    return table
+
+
+_PARSERS: dict[str, Callable[[Path], _Parsed]] = {
+    "ravdess": _ravdess, "tess": _tess, "emodb": _emodb, "savee": _savee}
+
+
+def scan_corpus(kind: str, root: str | Path, *,
+                speakers_csv: str | Path | None = None) -> CorpusScan:
+    """Scan ``root`` recursively for ``.wav``/``.flac`` files named by ``kind``'s convention.
+
+    Parameters
+    ----------
+    kind : str
+        One of `KINDS`.
+    root : str or Path
+        Corpus directory.
+    speakers_csv : str or Path, optional
+        ``cremad``: demographics CSV (ActorID, Sex) instead of searching ``root``;
+        ``folder``: CSV with ``file``, ``speaker`` and optional ``gender`` columns.
+
+    Returns
+    -------
+    CorpusScan
+        Clips sorted by path; every audio file that could not be parsed is in ``rejected``.
+
+    Raises
+    ------
+    CorpusError
+        Unknown kind, missing root, no audio files, misused or malformed CSV.
+    """
+    if kind not in KINDS:
+        raise CorpusError(f"unknown corpus kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if speakers_csv is not None and kind not in ("cremad", "folder"):
+        raise CorpusError(f"speakers_csv is only used by cremad and folder, not {kind}")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise CorpusError(f"corpus root {root} does not exist")
+    if not root.is_dir():
+        raise CorpusError(f"corpus root {root} is not a directory")
+    audio = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not audio:
+        raise CorpusError(f"no .wav or .flac files under {root}")
+    csv_path = None if speakers_csv is None else Path(speakers_csv).expanduser()
+    parse: Callable[[Path], _Parsed]
+    if kind == "cremad":
+        parse = partial(_cremad, genders=_cremad_genders(root, csv_path))
+    elif kind == "folder":
+        parse = partial(_folder, root=root, speakers=_folder_speakers(csv_path))
+    else:
+        parse = _PARSERS[kind]
+    clips: list[Clip] = []
+    rejected: list[tuple[Path, str]] = []
+    for path in audio:
+        try:
+            label, speaker, gender = parse(path)
+        except _Reject as exc:
+            rejected.append((path, str(exc)))
+        else:
+            clips.append(Clip(path, label, f"{kind}:{speaker}", gender, kind))
+    if rejected:
+        logger.warning("%s: rejected %d of %d audio files under %s",
+                       kind, len(rejected), len(audio), root)
+    return CorpusScan(tuple(clips), tuple(rejected))
+
+
+def summarize(scan: CorpusScan) -> str:
+    """One line such as ``"ravdess: 1200 clips, 20 speakers, 0 rejected"``."""
+    corpora = ", ".join(sorted({clip.corpus for clip in scan.clips})) or "no corpus"
+    speakers = len({clip.speaker for clip in scan.clips})
+    return f"{corpora}: {len(scan.clips)} clips, {speakers} speakers, {len(scan.rejected)} rejected"

@@ -1,0 +1,93 @@
+"""Window feature vectors for every clip, computed by the serving path and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from realtime.features import FeatureSpec
+from realtime.pipeline import WindowFeaturizer
+from realtime.sources import FileSource, SourceError
+from realtime.vad import VadConfig
+from ser_train.corpora import Clip
+
+log = logging.getLogger(__name__)
+DEFAULT_CACHE = Path(os.environ.get("SER_CACHE", Path.home() / ".cache" / "ser-train"))
+EXTRACT_BLOCK = 16000         # samples per push; features do not depend on it
+
+
+@dataclass(frozen=True)
+class ClipWindows:
+    """The segment windows found in one clip: ``vectors`` ``(n, dim)``, ``durations_s`` ``(n,)``."""
+
+    clip: Clip
+    vectors: np.ndarray
+    durations_s: np.ndarray
+
+
+def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Replay one file through the serving windower; return segment vectors and durations."""
+    featurizer = WindowFeaturizer(spec, vad)
+    vectors, durations = [], []
+    source = FileSource(path, spec.sample_rate, block=EXTRACT_BLOCK, speed=0)
+    batches = [featurizer.push(chunk.samples) for chunk in source] + [featurizer.flush()]
+    for window, vector in itertools.chain.from_iterable(batches):
+        if window.kind == "segment":
+            vectors.append(vector)
+            durations.append((window.end - window.start) / spec.sample_rate)
+    return (np.array(vectors, dtype=np.float64).reshape(-1, spec.dim), np.array(durations, dtype=np.float64))
+
+
+def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig) -> str:
+    stat = path.stat()
+    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, Path | None]) -> tuple[np.ndarray, np.ndarray] | str:
+    path, spec, vad, cache_dir = args
+    target = cache_dir / spec.hash() / f"{_cache_key(path, spec, vad)}.npz" if cache_dir else None
+    if target is not None and target.exists():
+        with np.load(target) as data:
+            return data["vectors"], data["durations"]
+    try:
+        vectors, durations = clip_windows(path, spec, vad)
+    except SourceError as exc:
+        return str(exc)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp.npz")
+        np.savez(tmp, vectors=vectors, durations=durations)
+        tmp.replace(target)
+    return vectors, durations
+
+
+def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(),
+            cache_dir: Path | None = DEFAULT_CACHE, workers: int | None = None) -> list[ClipWindows]:
+    """Window vectors for every clip, in the clips' order, extracted in parallel with a progress bar.
+
+    Clips that cannot be decoded are logged and returned with no windows, so they are
+    counted rather than silently dropped.
+    """
+    workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
+    jobs = [(c.path, spec, vad, cache_dir) for c in clips]
+    results: list[ClipWindows] = []
+    columns = (TextColumn("features"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress, ProcessPoolExecutor(workers) as pool:
+        task = progress.add_task("features", total=len(jobs))
+        for clip, result in zip(clips, pool.map(_cached_windows, jobs, chunksize=8)):
+            if isinstance(result, str):
+                log.warning("skipped %s: %s", clip.path, result)
+                result = (np.zeros((0, spec.dim)), np.zeros(0))
+            results.append(ClipWindows(clip, *result))
+            progress.advance(task)
+    return results

@@ -1,0 +1,65 @@
+"""Clip-level decisions and the figures we publish (accuracy, UAR, per-class, confusion, ECE)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+ECE_BINS = 10
+
+
+def clip_probabilities(probs: np.ndarray, clip: np.ndarray, duration_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Duration-weighted mean of window probabilities per clip; returns ``(clip_ids, probs)``."""
+    ids, inverse = np.unique(clip, return_inverse=True)
+    sums = np.zeros((len(ids), probs.shape[1]))
+    np.add.at(sums, inverse, probs * duration_s[:, None])
+    weights = np.bincount(inverse, weights=duration_s, minlength=len(ids))
+    return ids, sums / np.maximum(weights, 1e-12)[:, None]
+
+
+def expected_calibration_error(probs: np.ndarray, truth: np.ndarray) -> float:
+    """Top-label ECE over equal-width confidence bins."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == truth
+    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+    ece = 0.0
+    for b in range(ECE_BINS):
+        mask = bins == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(ece)
+
+
+def emotion_report(truth: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]) -> dict:
+    """Accuracy, UAR, per-class precision/recall/F1, confusion (rows = truth) and ECE.
+
+    A row of ``probs`` that is all NaN (no speech detected) counts as an error.
+    """
+    missing = np.isnan(probs).any(axis=1)
+    pred = np.where(missing, -1, np.nan_to_num(probs, nan=0.0).argmax(axis=1))
+    k = len(labels)
+    confusion = np.zeros((k, k), dtype=int)
+    for t, p in zip(truth[~missing], pred[~missing]):
+        confusion[t, p] += 1
+    per_class, recalls = {}, []
+    for i, label in enumerate(labels):
+        support = int((truth == i).sum())
+        tp = int(confusion[i, i])
+        predicted = int(confusion[:, i].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else float("nan")
+        f1 = 2 * precision * recall / (precision + recall) if support and precision + recall > 0 else 0.0
+        per_class[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                            "support": support}
+        if support:
+            recalls.append(recall)
+    ok = ~missing
+    return {"n": int(len(truth)), "no_speech": int(missing.sum()),
+            "accuracy": round(float(np.mean(pred == truth)), 4), "uar": round(float(np.mean(recalls)), 4),
+            "ece": round(expected_calibration_error(probs[ok], truth[ok]), 4) if ok.any() else None,
+            "per_class": per_class, "confusion": confusion.tolist(), "labels": list(labels)}
+
+
+def gender_accuracy(truth: np.ndarray, probs: np.ndarray) -> float | None:
+    """Accuracy over clips whose gender is known (truth >= 0) and had speech."""
+    known = (truth >= 0) & ~np.isnan(probs).any(axis=1)
+    return round(float(np.mean(probs[known].argmax(axis=1) == truth[known])), 4) if known.any() else None

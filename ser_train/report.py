@@ -1,0 +1,137 @@
+"""Figures as a rich table, and a markdown report with PNG plots from a model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+
+def figures_table(report: dict) -> Table:
+    """The per-class table `ser-train evaluate` prints, with the headline figures in the title."""
+    title = (f"n={report['n']}  accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}  "
+             f"gender {report['gender_accuracy']}  ECE {report['ece']}  no speech {report['no_speech']}  "
+             f"skipped {report['skipped']}  ({'adapted' if report['adapt'] else 'cold'})")
+    table = Table(title=title)
+    for column in ("emotion", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "emotion" else "right")
+    for label, row in report["per_class"].items():
+        table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+    return table
+
+
+def _plot_confusion(confusion: np.ndarray, labels: list[str], title: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    share = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i, j in np.ndindex(share.shape):
+        ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_bars(names: list[str], series: dict[str, list[float]], title: str, ylabel: str, path: Path,
+               horizontal: bool = False) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(names) + 2 if horizontal else 4.2))
+    width = 0.8 / len(series)
+    positions = np.arange(len(names))
+    for k, (label, values) in enumerate(series.items()):
+        offset = positions + (k - (len(series) - 1) / 2) * width
+        (ax.barh if horizontal else ax.bar)(offset, values, width, label=label)
+    if horizontal:
+        ax.set_yticks(positions, names, fontsize=8)
+        ax.set_xlabel(ylabel)
+        ax.set_xlim(0, 1)
+    else:
+        ax.set_xticks(positions, names, rotation=30, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    ax.grid(axis="x" if horizontal else "y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(card_path: Path, out: Path) -> Path:
+    """Write ``report.md`` and its plots for the model whose card is ``card_path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    card = json.loads(card_path.read_text())
+    metrics = card["metrics"]
+    stream = metrics.get("streaming_cv")
+    if not stream:
+        raise ValueError(f"{card_path} has no streaming CV figures; refit without --no-streaming-cv")
+    out.mkdir(parents=True, exist_ok=True)
+    labels = stream["adapt"]["labels"]
+    for mode in ("adapt", "cold"):
+        _plot_confusion(np.array(stream[mode]["confusion"]), labels,
+                        f"{'adapted' if mode == 'adapt' else 'cold'}: UAR {stream[mode]['uar']:.3f}",
+                        out / f"confusion_{mode}.png")
+    f1 = {mode: [_f1(np.array(stream[mode]["confusion"]), i) for i in range(len(labels))] for mode in ("adapt", "cold")}
+    _plot_bars(labels, {"adapted": f1["adapt"], "cold": f1["cold"]}, "per-class F1 (streaming CV)", "F1",
+               out / "per_class_f1.png")
+    search = metrics["model_search"]
+    _plot_bars([r["candidate"] for r in search], {"adapted UAR": [r["adapt_uar"] for r in search],
+                                                  "cold UAR": [r["cold_uar"] for r in search]},
+               "classifier comparison (grouped CV)", "UAR", out / "classifiers.png", horizontal=True)
+    _plot_bars(["adapted", "cold"], {"gender accuracy": [stream["adapt"]["gender_accuracy"] or 0,
+                                                         stream["cold"]["gender_accuracy"] or 0]},
+               "gender accuracy (streaming CV)", "accuracy", out / "gender.png")
+    rows = "\n".join(f"| {m} | {stream[m]['n']} | {stream[m]['accuracy']:.3f} | {stream[m]['uar']:.3f} | "
+                     f"{stream[m]['gender_accuracy']} | {stream[m]['ece_mean_over_folds']} | "
+                     f"{', '.join(f'{u:.3f}' for u in stream[m]['fold_uar'])} |" for m in ("adapt", "cold"))
+    search_rows = "\n".join(f"| {r['candidate']} | {r['adapt_uar']:.3f} | {r['cold_uar']:.3f} |" for r in search)
+    text = f"""# Model report: {card['name']}
+
+Trained on {', '.join(card['training']['corpora'])}; labels: {', '.join(card['labels'])}.
+Protocol: {metrics['protocol']}. Streaming figures replay every held-out clip through the
+same pipeline as `ser replay` (VAD windows, features, adaptation, ONNX scoring).
+
+| mode | clips | accuracy | UAR | gender accuracy | ECE (mean over folds) | UAR per fold |
+|---|---|---|---|---|---|---|
+{rows}
+
+![confusion, adapted](confusion_adapt.png) ![confusion, cold](confusion_cold.png)
+
+![per-class F1](per_class_f1.png)
+
+## Classifier comparison (in-memory grouped CV on the same folds)
+
+| candidate | adapted UAR | cold UAR |
+|---|---|---|
+{search_rows}
+
+Chosen: `{metrics['chosen']}`. ONNX vs scikit-learn max |diff|: {metrics.get('onnx_max_abs_diff')}.
+Model size: {metrics.get('model_bytes', 0) / 1e6:.2f} MB.
+
+![classifiers](classifiers.png) ![gender](gender.png)
+
+Licence: {card['licence']}
+"""
+    path = out / "report.md"
+    path.write_text(text)
+    return path
+
+
+def _f1(confusion: np.ndarray, i: int) -> float:
+    tp = confusion[i, i]
+    precision = tp / max(confusion[:, i].sum(), 1)
+    recall = tp / max(confusion[i].sum(), 1)
+    return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0

@@ -1,0 +1,85 @@
+"""Window tables and the speaker-session simulation that training shares with evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.adapt import AdaptConfig, SpeakerAdapter, normalize_session
+from ser_train.dataset import ClipWindows
+
+GENDERS = ("female", "male")
+
+
+@dataclass(frozen=True)
+class WindowTable:
+    """One row per segment window: raw vector ``x`` ``(n, dim)`` and its clip's metadata."""
+
+    x: np.ndarray
+    label: np.ndarray        # index into ``labels``
+    gender: np.ndarray       # index into GENDERS, -1 when unknown
+    speaker: np.ndarray      # corpus-qualified speaker id
+    clip: np.ndarray         # index of the clip the window came from
+    duration_s: np.ndarray
+    labels: tuple[str, ...]
+
+    def subset(self, rows: np.ndarray) -> "WindowTable":
+        return WindowTable(self.x[rows], self.label[rows], self.gender[rows], self.speaker[rows], self.clip[rows],
+                           self.duration_s[rows], self.labels)
+
+
+def window_table(clips: list[ClipWindows], labels: tuple[str, ...]) -> WindowTable:
+    """Flatten clips into window rows, keeping only clips whose label is in ``labels``."""
+    keep = [(i, c) for i, c in enumerate(clips) if c.clip.label in labels and len(c.durations_s)]
+    counts = [len(c.durations_s) for _, c in keep]
+    gender_index = {g: i for i, g in enumerate(GENDERS)}
+    return WindowTable(
+        x=np.vstack([c.vectors for _, c in keep]),
+        label=np.repeat([labels.index(c.clip.label) for _, c in keep], counts),
+        gender=np.repeat([gender_index.get(c.clip.gender, -1) for _, c in keep], counts),
+        speaker=np.repeat([c.clip.speaker for _, c in keep], counts),
+        clip=np.repeat([i for i, _ in keep], counts),
+        duration_s=np.concatenate([c.durations_s for _, c in keep]), labels=labels)
+
+
+def population_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of raw window vectors (the adapter's prior)."""
+    return x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
+
+
+def speaker_orders(table: WindowTable, seed: int) -> list[np.ndarray]:
+    """Per speaker, its window rows with clips in a seeded random order (windows of a clip stay in order)."""
+    rng = np.random.default_rng(seed)
+    orders = []
+    for speaker in sorted(set(table.speaker.tolist())):
+        rows = np.flatnonzero(table.speaker == speaker)
+        clips = np.unique(table.clip[rows])
+        rng.shuffle(clips)
+        orders.append(np.concatenate([rows[table.clip[rows] == c] for c in clips]))
+    return orders
+
+
+def normalized(table: WindowTable, adapter: SpeakerAdapter, mode: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise every window as the runtime would; return ``(z, rows)``.
+
+    ``mode`` is ``adapt`` (one session per speaker, clips in a seeded random order)
+    or ``cold`` (state reset before every clip).
+    """
+    if mode == "adapt":
+        sessions = speaker_orders(table, seed)
+    elif mode == "cold":
+        sessions = [np.flatnonzero(table.clip == c) for c in np.unique(table.clip)]
+    else:
+        raise ValueError(f"mode must be 'adapt' or 'cold', got {mode!r}")
+    rows = np.concatenate(sessions)
+    z = np.vstack([normalize_session(table.x[r], adapter) for r in sessions])
+    return z, rows
+
+
+def training_rows(table: WindowTable, config: AdaptConfig, n_orders: int, seed: int) -> tuple[np.ndarray, np.ndarray, SpeakerAdapter]:
+    """Training inputs as served: several simulated session orders plus cold windows."""
+    adapter = SpeakerAdapter(*population_stats(table.x), config)
+    parts = [normalized(table, adapter, "adapt", seed + k) for k in range(n_orders)]
+    parts.append(normalized(table, adapter, "cold"))
+    return np.vstack([z for z, _ in parts]), np.concatenate([r for _, r in parts]), adapter

@@ -1,0 +1,96 @@
+import builtins
+import json
+import subprocess
+import sys
+
+import pytest
+
+from realtime import cli
+
+
+def run_ser(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def records(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_demo_headless_prints_a_scored_segment_per_utterance():
+    result = run_ser("demo", "--headless", "--jsonl", "-", "--speed", "0")
+    assert result.returncode == 0, result.stderr
+    events = records(result.stdout)
+    segments = [e for e in events if e["type"] == "segment"]
+    assert len(segments) == 8  # eight utterances in the bundled recording
+    for event in segments:
+        assert event["schema"] == 1 and event["end_s"] > event["start_s"]
+        assert event["emotion"] in event["emotion_probs"] and len(event["emotion_probs"]) == 8
+        assert abs(sum(event["emotion_probs"].values()) - 1) < 1e-3
+        assert event["gender"] in ("female", "male") and set(event["gender_probs"]) == {"female", "male"}
+        assert event["latency_ms"] >= 0
+    assert events[-1]["type"] == "stats" and events[-1]["dropped_blocks"] == 0
+    assert {"speech_start", "partial"} <= {e["type"] for e in events}
+    assert "summary:" in result.stderr and "Traceback" not in result.stderr
+
+
+def segment_events(path, chunk: int, model) -> list[dict]:
+    assert cli.main(["replay", str(path), "--speed", "0", "--chunk", str(chunk), "--headless",
+                     "--jsonl", str(path.with_suffix(f".{chunk}.jsonl")), "--model", str(model)]) == 0
+    events = records(path.with_suffix(f".{chunk}.jsonl").read_text())
+    return [{k: v for k, v in e.items() if k != "latency_ms"} for e in events if e["type"] == "segment"]
+
+
+def test_replay_is_identical_for_every_chunk_size(burst_file, tiny_model):
+    reference = segment_events(burst_file, 160, tiny_model)
+    assert len(reference) == 3
+    for chunk in (512, 1000, 4096):
+        assert segment_events(burst_file, chunk, tiny_model) == reference
+
+
+def test_replay_reads_other_rates_and_channels(tmp_path, tiny_model):
+    import numpy as np
+    import soundfile as sf
+
+    from tests.conftest import bursts
+
+    mono = bursts(rate=44100, spans=((1.0, 2.5, "noise"),))
+    path = tmp_path / "stereo.flac"
+    sf.write(path, np.column_stack((mono, mono)), 44100)
+    result = run_ser("replay", str(path), "--speed", "0", "--headless", "--jsonl", "-", "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr
+    (segment,) = [e for e in records(result.stdout) if e["type"] == "segment"]
+    assert abs(segment["end_s"] - 2.5) < 0.05
+
+
+def test_missing_portaudio_is_one_clear_line(monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_portaudio(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_portaudio)
+    for argv in (["devices"], ["live", "--headless"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "libportaudio2" in err
+
+
+@pytest.mark.parametrize("argv,needle", [(["replay", "/no/such/file.wav"], "no such file"),
+                                         (["replay", "."], "directory"),
+                                         (["replay", "x.wav", "--speed", "-1"], None)])
+def test_bad_input_is_one_line_and_nonzero(argv, needle, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ser: error:") and "\n" not in err
+    if needle:
+        assert needle in err
+
+
+def test_replay_never_imports_the_microphone_stack():
+    code = ("import sys; from realtime import cli; cli.main(['demo','--headless','--speed','0']); "
+            "print('sounddevice' in sys.modules, 'sklearn' in sys.modules, 'librosa' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "False False False"

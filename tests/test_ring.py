@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from realtime.ring import RingBuffer
+
+
+def test_wraps_around_and_keeps_the_newest_rows():
+    ring = RingBuffer(10)
+    ramp = np.arange(37, dtype=np.float32)
+    for start in range(0, 37, 7):
+        ring.write(ramp[start:start + 7])
+    assert ring.written == 37 and ring.oldest == 27
+    np.testing.assert_array_equal(ring.read(27, 37), ramp[27:37])
+    np.testing.assert_array_equal(ring.read(30, 33), ramp[30:33])
+
+
+def test_write_larger_than_capacity_keeps_the_tail():
+    ring = RingBuffer(4, (2,), np.float64)
+    rows = np.arange(20, dtype=np.float64).reshape(10, 2)
+    ring.write(rows)
+    np.testing.assert_array_equal(ring.read(6, 10), rows[6:])
+
+
+def test_reading_overwritten_or_future_rows_raises():
+    ring = RingBuffer(5)
+    ring.write(np.arange(8, dtype=np.float32))
+    with pytest.raises(IndexError):
+        ring.read(2, 6)
+    with pytest.raises(IndexError):
+        ring.read(5, 9)

@@ -1,0 +1,81 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.features import DEFAULT_SPEC
+from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer
+
+
+def copy_model(src: Path, dst_dir: Path) -> Path:
+    dst = dst_dir / src.name
+    shutil.copy(src, dst)
+    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+def edit_card(model: Path, **changes) -> None:
+    card_path = model.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            card.pop(key)
+        else:
+            card[key] = value
+    card_path.write_text(json.dumps(card))
+
+
+def test_scores_are_probabilities(tiny_model):
+    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    emotion, gender = scorer.score(np.random.default_rng(0).standard_normal((3, 2 * DEFAULT_SPEC.dim)))
+    assert emotion.shape == (3, 8) and gender.shape == (3, 2)
+    np.testing.assert_allclose(emotion.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(gender.sum(axis=1), 1, atol=1e-5)
+
+
+def test_shipped_model_loads_and_matches_the_runtime():
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    assert scorer.card.labels == ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    assert scorer.card.raw["feature_spec_hash"] == DEFAULT_SPEC.hash()
+
+
+def test_feature_spec_mismatch_is_one_clear_error(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    edit_card(model, feature_spec_hash="0123456789abcdef")
+    with pytest.raises(ModelError, match="trained with feature spec 0123456789abcdef.*retrain"):
+        Scorer(model, DEFAULT_SPEC)
+
+
+def test_older_feature_spec_is_rejected(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    card = json.loads(model.with_suffix(".json").read_text())
+    card["feature_spec"]["version"] = 0
+    edit_card(model, feature_spec=card["feature_spec"])
+    with pytest.raises(ModelError, match="feature spec"):
+        Scorer(model, DEFAULT_SPEC)
+
+
+def test_wrong_label_count_is_rejected(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    edit_card(model, labels=["neutral", "angry"])
+    with pytest.raises(ModelError, match="outputs 8 emotions.*card lists 2"):
+        Scorer(model, DEFAULT_SPEC)
+
+
+@pytest.mark.parametrize("damage", ["missing_card", "corrupt_card", "missing_onnx", "corrupt_onnx", "no_key"])
+def test_broken_models_give_model_errors(tiny_model, tmp_path, damage):
+    model = copy_model(tiny_model, tmp_path)
+    if damage == "missing_card":
+        model.with_suffix(".json").unlink()
+    elif damage == "corrupt_card":
+        model.with_suffix(".json").write_text("{not json")
+    elif damage == "missing_onnx":
+        model.unlink()
+    elif damage == "corrupt_onnx":
+        model.write_bytes(b"\x08\x01garbage" * 10)
+    else:
+        edit_card(model, adaptation=None)
+    with pytest.raises(ModelError):
+        Scorer(model, DEFAULT_SPEC)
