@@ -1,0 +1,52 @@
+import numpy as np
+
+from realtime.adapt import AdaptConfig, Smoother, SpeakerAdapter, normalize_session
+
+DIM = 6
+
+
+def adapter(**kwargs) -> SpeakerAdapter:
+    return SpeakerAdapter(np.zeros(DIM), np.ones(DIM), AdaptConfig(**kwargs))
+
+
+def test_window_n_never_sees_later_windows():
+    rng = np.random.default_rng(0)
+    session = rng.normal(3.0, 2.0, (20, DIM))
+    altered = session.copy()
+    altered[12:] = rng.normal(-50.0, 9.0, (8, DIM))
+    a, b = normalize_session(session, adapter()), normalize_session(altered, adapter())
+    np.testing.assert_array_equal(a[:12], b[:12])
+    assert not np.allclose(a[12:], b[12:])
+
+
+def test_starts_at_the_population_and_moves_to_the_speaker():
+    ad = adapter(prior_windows=2.0, forgetting=1.0)
+    x = np.full(DIM, 4.0)
+    np.testing.assert_allclose(ad.normalize(x), 4.0, rtol=1e-6)  # no windows yet: population z-score
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        ad.update(rng.normal(4.0, 0.5, DIM))
+    assert np.all(np.abs(ad.normalize(x)) < 0.3)  # the speaker's own mean is now near zero
+    assert ad.windows_seen == 200
+
+
+def test_model_input_keeps_population_view():
+    ad = adapter()
+    ad.update(np.full(DIM, 5.0))
+    z = ad.model_input(np.full(DIM, 5.0))
+    assert z.shape == (2 * DIM,)
+    np.testing.assert_allclose(z[DIM:], 5.0)
+
+
+def test_disabled_adapter_uses_population_only():
+    ad = adapter(enabled=False)
+    ad.update(np.full(DIM, 9.0))
+    assert ad.windows_seen == 0
+    np.testing.assert_allclose(ad.normalize(np.full(DIM, 2.0)), 2.0, rtol=1e-6)
+
+
+def test_smoother_label_is_sticky_within_margin():
+    smoother = Smoother(["a", "b"], alpha=1.0, margin=0.1)
+    assert smoother.push(np.array([0.6, 0.4])) == "a"
+    assert smoother.push(np.array([0.48, 0.52])) == "a"   # within the margin: keep
+    assert smoother.push(np.array([0.3, 0.7])) == "b"
