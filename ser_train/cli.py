@@ -72,10 +72,11 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     clips = scan_all(args.corpus, console)
     present = {c.label for c in clips}
     if args.emotions:
-        labels = tuple(e.strip() for e in args.emotions.split(","))
-        unknown = [e for e in labels if e not in present]
+        wanted = {e.strip() for e in args.emotions.split(",")}
+        unknown = sorted(wanted - present)
         if unknown:
             raise ValueError(f"--emotions {','.join(unknown)} not present in the corpora ({', '.join(sorted(present))})")
+        labels = tuple(label for label in LABELS if label in wanted)
     else:
         labels = tuple(label for label in LABELS if label in present)
     clips = [c for c in clips if c.label in labels]

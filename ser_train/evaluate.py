@@ -27,7 +27,7 @@ def clip_probs(pipeline: Pipeline, path: Path) -> tuple[np.ndarray, np.ndarray] 
         return None
     weights = np.array([e.end - e.start for e in segments], dtype=np.float64)
     emotion = np.array([list(e.emotion_probs.values()) for e in segments])
-    gender = np.array([[e.gender_probs[g] for g in GENDERS] for e in segments])
+    gender = np.array([[e.gender_probs.get(g, np.nan) for g in GENDERS] for e in segments])
     return weights @ emotion / weights.sum(), weights @ gender / weights.sum()
 
 

@@ -29,10 +29,32 @@ def _head(estimator: ClassifierMixin, dim: int, prefix: str) -> onnx.ModelProto:
     return onnx.compose.add_prefix(model, prefix)
 
 
-def merge_heads(emotion: ClassifierMixin, gender: ClassifierMixin, dim: int) -> onnx.ModelProto:
-    """One graph: input ``features`` (n, dim) -> ``emotion_probabilities`` and ``gender_probabilities``."""
-    heads = {EMOTION_OUTPUT: _head(emotion, dim, "emo_"), GENDER_OUTPUT: _head(gender, dim, "gen_")}
+def _uniform_gender() -> list[onnx.NodeProto]:
+    """Nodes giving ``gender_probabilities`` = 0.5 per row, for training data with one gender only."""
+    return [
+        helper.make_node("Shape", [INPUT_NAME], ["gen_shape"]),
+        helper.make_node("Constant", [], ["gen_zero"], value=helper.make_tensor("z", onnx.TensorProto.INT64, [1], [0])),
+        helper.make_node("Constant", [], ["gen_one"], value=helper.make_tensor("o", onnx.TensorProto.INT64, [1], [1])),
+        helper.make_node("Constant", [], ["gen_two"], value=helper.make_tensor("t", onnx.TensorProto.INT64, [1], [2])),
+        helper.make_node("Slice", ["gen_shape", "gen_zero", "gen_one"], ["gen_rows"]),
+        helper.make_node("Concat", ["gen_rows", "gen_two"], ["gen_out_shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["gen_out_shape"], [GENDER_OUTPUT],
+                         value=helper.make_tensor("half", onnx.TensorProto.FLOAT, [1], [0.5])),
+    ]
+
+
+def merge_heads(emotion: ClassifierMixin, gender: ClassifierMixin | None, dim: int) -> onnx.ModelProto:
+    """One graph: input ``features`` (n, dim) -> ``emotion_probabilities`` and ``gender_probabilities``.
+
+    ``gender=None`` (no second gender in the training data) yields a uniform gender output.
+    """
+    heads = {EMOTION_OUTPUT: _head(emotion, dim, "emo_")}
+    if gender is not None:
+        heads[GENDER_OUTPUT] = _head(gender, dim, "gen_")
     nodes, initializers, outputs, opsets = [], [], [], {}
+    if gender is None:
+        nodes.extend(_uniform_gender())
+        outputs.append(helper.make_tensor_value_info(GENDER_OUTPUT, onnx.TensorProto.FLOAT, [None, None]))
     for public, head in heads.items():
         graph = head.graph
         nodes.append(helper.make_node("Identity", [INPUT_NAME], [graph.input[0].name], name=f"fanout_{public}"))
@@ -61,7 +83,7 @@ def write_model(out: Path, model: onnx.ModelProto, card: dict) -> tuple[Path, Pa
     return onnx_path, card_path
 
 
-def check_equality(onnx_path: Path, emotion: ClassifierMixin, gender: ClassifierMixin, x: np.ndarray) -> float:
+def check_equality(onnx_path: Path, emotion: ClassifierMixin, gender: ClassifierMixin | None, x: np.ndarray) -> float:
     """Max absolute difference between the runtime's ONNX scores and sklearn's predict_proba.
 
     Raises
@@ -74,7 +96,8 @@ def check_equality(onnx_path: Path, emotion: ClassifierMixin, gender: Classifier
     scorer = Scorer(onnx_path, DEFAULT_SPEC)
     x = x.astype(np.float32)
     got_emotion, got_gender = scorer.score(x)
-    diff = max(np.abs(got_emotion - emotion.predict_proba(x)).max(), np.abs(got_gender - gender.predict_proba(x)).max())
+    want_gender = np.full((len(x), 2), 0.5) if gender is None else gender.predict_proba(x)
+    diff = max(np.abs(got_emotion - emotion.predict_proba(x)).max(), np.abs(got_gender - want_gender).max())
     if diff > EQUALITY_ATOL:
         raise ExportError(f"ONNX probabilities differ from scikit-learn by {diff:.2e} (> {EQUALITY_ATOL})")
     return float(diff)

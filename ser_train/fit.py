@@ -47,7 +47,8 @@ def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig):
     z, rows, adapter = training_rows(table, adapt, fit.session_orders, fit.seed)
     emotion = candidate.build(table.speaker[rows], fit.seed).fit(z, table.label[rows])
     known = table.gender[rows] >= 0
-    gender = gender_classifier().fit(z[known], table.gender[rows][known])
+    genders = table.gender[rows][known]
+    gender = gender_classifier().fit(z[known], genders) if len(np.unique(genders)) == 2 else None
     return emotion, gender, adapter, z
 
 
@@ -66,8 +67,10 @@ def _fold_scores(table: WindowTable, candidate: Candidate, fit: FitConfig, split
             for mode, parts in collected.items()}
 
 
-def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], fit: FitConfig, metrics: dict) -> dict:
+def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], fit: FitConfig, metrics: dict,
+               gender_trained: bool = True) -> dict:
     return {"format": CARD_FORMAT, "name": name, "labels": list(labels), "gender_labels": list(GENDERS),
+            "gender_trained": gender_trained,
             "sample_rate": DEFAULT_SPEC.sample_rate, "feature_spec": asdict(DEFAULT_SPEC),
             "feature_spec_hash": DEFAULT_SPEC.hash(), "feature_dim": DEFAULT_SPEC.dim, "model_input_dim": 2 * DEFAULT_SPEC.dim,
             "adaptation": {"pop_mean": adapter.pop_mean.round(6).tolist(),
@@ -105,7 +108,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, best, fit, splits, labels, corpora)
     emotion, gender, adapter, z = _fit_heads(table, best, fit)
-    card = model_card(out.name, labels, adapter, corpora, fit, metrics)
+    card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender_trained=gender is not None)
     graph = merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim)
     onnx_path, _ = write_model(out, graph, card)
     card["metrics"]["onnx_max_abs_diff"] = check_equality(onnx_path, emotion, gender, z[:500])
@@ -122,7 +125,7 @@ def streaming_cv(clips: list[Clip], table: WindowTable, best: Candidate, fit: Fi
         for k, (train, test) in enumerate(splits):
             emotion, gender, adapter, _ = _fit_heads(table.subset(train), best, fit)
             path, _ = write_model(Path(tmp) / f"fold{k}", merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim),
-                                  model_card(f"fold{k}", labels, adapter, corpora, fit, {}))
+                                  model_card(f"fold{k}", labels, adapter, corpora, fit, {}, gender is not None))
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             for mode in by_mode:

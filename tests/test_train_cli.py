@@ -1,0 +1,73 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_train import cli
+from ser_train.corpora import scan_corpus
+from ser_train.evaluate import evaluate, session_order
+from tests.conftest import SHARED_RAVDESS, bursts
+
+
+def folder_corpus(root: Path) -> Path:
+    """Two speakers, two labels the model has, one it lacks, and one silent clip."""
+    for label, kind in (("angry", "noise"), ("sad", "tone"), ("boredom", "noise")):
+        (root / label).mkdir(parents=True)
+        for speaker in ("s1", "s2"):
+            sf.write(root / label / f"{speaker}_{label}.wav", bursts(total_s=2.0, spans=((0.4, 1.6, kind),)), 16000)
+    sf.write(root / "sad" / "s1_silent.wav", np.zeros(16000, dtype=np.float32), 16000)
+    return root
+
+
+@pytest.mark.parametrize("adapt", [True, False])
+def test_evaluate_counts_skips_and_silent_clips(tmp_path, tiny_model, adapt):
+    clips = list(scan_corpus("folder", folder_corpus(tmp_path / "corpus")).clips)
+    report = evaluate(tiny_model, clips, adapt=adapt, progress=False)
+    assert report["skipped"] == 2                      # boredom is not a model label
+    assert report["n"] == 5 and report["no_speech"] == 1
+    assert report["labels"] == ["sad", "angry"]        # argmax over the labels both sides share
+    assert sum(map(sum, report["confusion"])) == 4     # the silent clip is an error, not a row
+    assert 0 <= report["uar"] <= 1 and set(report["per_class"]) == {"sad", "angry"}
+    assert report["gender_accuracy"] is None           # the folder corpus has no genders
+
+
+def test_session_order_is_seeded_and_grouped_by_speaker(tmp_path):
+    clips = list(scan_corpus("folder", folder_corpus(tmp_path / "corpus")).clips)
+    first, again = session_order(clips, seed=3), session_order(clips, seed=3)
+    assert first == again
+    assert all(len({c.speaker for c in session}) == 1 for session in first)
+
+
+def test_evaluate_cli_writes_json(tmp_path, tiny_model, capsys):
+    out = tmp_path / "figures.json"
+    code = cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder",
+                     "--data", str(folder_corpus(tmp_path / "corpus")), "--no-adapt", "--json", str(out)])
+    assert code == 0
+    figures = json.loads(out.read_text())
+    assert {"n", "skipped", "accuracy", "uar", "gender_accuracy", "per_class", "confusion"} <= set(figures)
+
+
+def test_bad_corpus_is_one_line(tmp_path, capsys):
+    assert cli.main(["fit", "--corpus", f"ravdess={tmp_path / 'missing'}"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.skipif(not SHARED_RAVDESS.exists(), reason="needs the RAVDESS subset at ../shared/data/ravdess "
+                                                        "(present in CI, not in a user's clone)")
+def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
+    data = tmp_path / "ravdess"
+    for actor in ("Actor_01", "Actor_02", "Actor_03", "Actor_04"):
+        shutil.copytree(SHARED_RAVDESS / actor, data / actor)
+    out = tmp_path / "model" / "small"
+    assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy",
+                     "--families", "logreg", "--folds", "2", "--out", str(out), "--report", str(tmp_path / "rep")]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    stream = card["metrics"]["streaming_cv"]
+    assert card["labels"] == ["neutral", "happy", "sad", "angry"]
+    assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
+    assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
+    assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
+    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "confusion_adapt.png").exists()
