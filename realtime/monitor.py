@@ -12,6 +12,8 @@ from realtime.sources import SourceStats
 
 LATENCY_HISTORY = 2048        # most recent decision latencies kept for percentiles
 TIMELINE_S = 60.0             # seconds of segment history kept for the timeline
+CLIP_LEVEL = 0.999            # a block peaking at or above this full-scale fraction counts as clipped
+CLIP_HOLD_S = 2.0             # seconds of audio a clipping warning stays up after the last clipped block
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Snapshot:
     realtime_factor: float | None
     dropped_blocks: int
     overflows: int
+    adapting: bool
     adapted_windows: int
 
 
@@ -55,6 +58,7 @@ class Monitor:
     gender_labels: tuple[str, ...]
     sample_rate: int
     duration_s: float | None = None
+    adapting: bool = True
     began: float = field(default_factory=time.monotonic)
     cpu_began: float = field(default_factory=time.process_time)
     samples: int = 0
@@ -62,6 +66,7 @@ class Monitor:
     level_dbfs: float = -120.0
     peak_dbfs: float = -120.0
     clipped_blocks: int = 0
+    clipped_at: int | None = None
     in_speech: bool = False
     window_start: int = 0
     adapted_windows: int = 0
@@ -80,7 +85,9 @@ class Monitor:
             rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
             self.level_dbfs = 20 * np.log10(max(rms, 1e-6))
             self.peak_dbfs = max(self.peak_dbfs - 0.5, 20 * np.log10(max(peak, 1e-6)))
-            self.clipped_blocks += peak >= 0.999
+            if peak >= CLIP_LEVEL:
+                self.clipped_blocks += 1
+                self.clipped_at = self.samples
 
     def on_event(self, event: Event, smoothed: np.ndarray | None, gender_smoothed: np.ndarray | None) -> None:
         if event.type == "speech_start":
@@ -119,12 +126,12 @@ class Monitor:
             duration_s=self.duration_s, emotion_smoothed=dict(self.emotion_smoothed),
             emotion_latest=dict(self.emotion_latest), gender_smoothed=dict(self.gender_smoothed),
             leading=self.leading, in_speech=self.in_speech, level_dbfs=self.level_dbfs, peak_dbfs=self.peak_dbfs,
-            clipping=self.peak_dbfs >= -0.01,
+            clipping=self.clipped_at is not None and self.samples - self.clipped_at <= CLIP_HOLD_S * self.sample_rate,
             window_s=(self.samples - self.window_start) / self.sample_rate if self.in_speech else 0.0,
             timeline=tuple(self.timeline), windows=self.windows,
             latency_p50_ms=self.latency_percentile(50), latency_p95_ms=self.latency_percentile(95),
             realtime_factor=self.realtime_factor(), dropped_blocks=stats.dropped_blocks,
-            overflows=stats.overflows, adapted_windows=self.adapted_windows)
+            overflows=stats.overflows, adapting=self.adapting, adapted_windows=self.adapted_windows)
 
     def summary(self, stats: SourceStats, reason: str | None = None) -> str:
         """The one-line summary printed when a run ends."""

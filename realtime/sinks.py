@@ -1,4 +1,4 @@
-"""Event sinks: JSON Lines and a compact per-event table."""
+"""Event sinks: JSON Lines to a file or stdout."""
 
 from __future__ import annotations
 
@@ -33,43 +33,20 @@ class JsonlSink:
     """One JSON object per line to a path or ``-`` (stdout), flushed per event."""
 
     def __init__(self, target: str) -> None:
-        if target == "-":
-            self._stream: IO[str] = sys.stdout
-            self._owned = False
-        else:
+        self._file: IO[str] | None = None
+        if target != "-":
             path = Path(target)
             try:
-                self._stream = path.open("w", encoding="utf-8")
+                self._file = path.open("w", encoding="utf-8")
             except OSError as exc:
                 raise ValueError(f"cannot write JSONL to {path}: {exc.strerror}") from None
-            self._owned = True
 
     def write(self, record: dict) -> None:
-        self._stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._stream.flush()
+        # stdout is looked up per write: a dashboard on the same terminal routes it above itself
+        stream = self._file or sys.stdout
+        stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        stream.flush()
 
     def close(self) -> None:
-        if self._owned:
-            self._stream.close()
-
-
-class TableSink:
-    """Prints one compact rich line per scored event (the non-dashboard console view)."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self._console = Console(stderr=True, highlight=False)
-
-    def write(self, record: dict) -> None:
-        if record["type"] not in ("segment", "partial"):
-            return
-        top = sorted(record["emotion_probs"].items(), key=lambda kv: -kv[1])[:3]
-        probs = "  ".join(f"{k} {v:.2f}" for k, v in top)
-        style = "bold" if record["type"] == "segment" else "dim"
-        self._console.print(f"[{style}]{record['type']:8s}[/] {record['start_s']:7.2f}-{record['end_s']:7.2f} s  "
-                            f"[bold]{record['emotion']:9s}[/] {probs}   {record['gender']} "
-                            f"({max(record['gender_probs'].values()):.2f})")
-
-    def close(self) -> None:
-        pass
+        if self._file is not None:
+            self._file.close()
