@@ -54,8 +54,7 @@ def cmd_devices() -> int:
 
     devices = input_devices()
     if not devices:
-        print("no audio input devices found")
-        return 1
+        return fail("no audio input devices found; plug in a microphone or check that ALSA/PulseAudio can see it", 1)
     for d in devices:
         print(f"{d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate:.0f} Hz)")
     return 0
@@ -65,7 +64,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from realtime.monitor import Monitor
     from realtime.pipeline import Pipeline
     from realtime.runner import run
-    from realtime.sinks import JsonlSink, TableSink
+    from realtime.sinks import JsonlSink
 
     scorer = Scorer(getattr(args, "model", DEFAULT_MODEL), DEFAULT_SPEC)
     rate = scorer.card.spec.sample_rate
@@ -81,34 +80,54 @@ def cmd_stream(args: argparse.Namespace) -> int:
         source = FileSource(path, rate, block=getattr(args, "chunk", DEFAULT_BLOCK), speed=args.speed)
         duration = source.duration_s
     sinks = [JsonlSink(args.jsonl)] if args.jsonl else []
-    if not args.headless:
-        sinks.append(TableSink())
     card = scorer.card
-    monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration)
+    monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
+                      adapting=not args.no_adapt)
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)
     try:
-        run(source, pipeline, sinks, monitor)
+        if args.headless:
+            run(source, pipeline, sinks, monitor)
+        else:
+            from realtime.dashboard import Dashboard
+
+            with Dashboard(monitor, source.stats) as dashboard:
+                run(source, pipeline, sinks, monitor, should_stop=dashboard.poll)
     finally:
         for sink in sinks:
             sink.close()
-    print(monitor.summary(source.stats, getattr(source, "ended_reason", None)), file=sys.stderr)
-    return 0
+    ended_reason = getattr(source, "ended_reason", None)
+    print(monitor.summary(source.stats, ended_reason), file=sys.stderr)
+    return 1 if ended_reason else 0  # a vanished device is a fault a supervisor should see
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one `ser` command; every failure ends as one ``ser: ...`` line on stderr and an exit code.
+
+    2: bad input, model or device (the message says what to do); 1: an internal error
+    (its traceback is logged at DEBUG level); 130: interrupted before streaming began.
+    """
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
+        logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
         return cmd_devices() if args.command == "devices" else cmd_stream(args)
     except (SourceError, ModelError, ValueError) as exc:
-        print(f"ser: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"error: {exc}", 2)
     except BrokenPipeError:
         sys.stderr.close()
         return 0
+    except OSError as exc:  # e.g. a full disk or a lost mount under --jsonl
+        return fail(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}", 2)
     except KeyboardInterrupt:
-        print("ser: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130)
+    except Exception as exc:  # a bug: still one line for the user
+        log.debug("internal error", exc_info=True)
+        return fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG for details)", 1)
+
+
+def fail(message: str, code: int) -> int:
+    """Print ``ser: MESSAGE`` as a single line on stderr and return ``code``."""
+    print("ser: " + " ".join(message.split()), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

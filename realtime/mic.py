@@ -118,6 +118,7 @@ class MicSource:
         position, idle = 0, 0
         try:
             stream.start()
+            log.info("listening to %s at %d Hz", self.describe(), rate)
             while not self._stopping:
                 try:
                     block = self._queue.get(timeout=0.1)

@@ -8,7 +8,7 @@ from typing import Protocol
 from realtime.monitor import Monitor
 from realtime.pipeline import Event, Pipeline
 from realtime.sinks import SCHEMA_VERSION, Sink, event_record
-from realtime.sources import Chunk, SourceStats
+from realtime.sources import Chunk, SourceError, SourceStats
 
 STATS_EVERY_S = 60.0
 
@@ -38,7 +38,9 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
     """Stream until the source ends, ``should_stop()`` or Ctrl-C; return True if interrupted.
 
     Every event goes to every sink; a ``stats`` event is written every
-    ``stats_every_s`` of audio and once at the end.
+    ``stats_every_s`` of audio and once at the end. A :class:`SourceError` in
+    mid-stream (a file that stops decoding) still closes the open window and
+    writes the final ``stats`` event before it propagates, so nothing read is lost.
     """
     def emit(events: list[Event]) -> None:
         for event in events:
@@ -50,6 +52,7 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
     every = int(stats_every_s * pipeline.sample_rate)
     next_stats = every
     interrupted = False
+    failure: SourceError | None = None
     try:
         for chunk in source:
             monitor.on_chunk(chunk.samples)
@@ -63,7 +66,11 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
                 break
     except KeyboardInterrupt:
         interrupted = True
+    except SourceError as exc:
+        failure = exc
     emit(pipeline.flush())
     for sink in sinks:
         sink.write(stats_record(monitor, source.stats))
+    if failure is not None:
+        raise failure
     return interrupted

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BLOCK = 1600          # samples per block: 100 ms at 16 kHz, as `ser live` asks of the microphone
 READ_FRAMES = 65536           # file frames decoded at a time, independent of the block size
+READ_SAMPLES = 8 * READ_FRAMES  # cap on samples per read, so a 1024-channel header cannot balloon a read
+MIN_RATE_HZ = 4000            # file rates outside this range are refused (a corrupt header, not audio)
+MAX_RATE_HZ = 768000
 
 
 class SourceError(ValueError):
@@ -47,32 +51,49 @@ class SourceStats:
 
 
 def to_mono_float(block: np.ndarray, stats: SourceStats) -> np.ndarray:
-    """Downmix ``(frames, channels)`` to mono float32, replacing NaN/inf with 0 (counted)."""
-    mono = block.mean(axis=1, dtype=np.float64) if block.ndim == 2 else block.astype(np.float64)
-    bad = ~np.isfinite(mono)
+    """Downmix ``(frames, channels)`` to mono float32, replacing NaN/inf samples with 0 (counted)."""
+    bad = ~np.isfinite(block)
     if bad.any():
         stats.nonfinite_samples += int(bad.sum())
-        mono[bad] = 0.0
+        block = np.where(bad, 0.0, block)
+    mono = block.mean(axis=1, dtype=np.float64) if block.ndim == 2 else block
     return mono.astype(np.float32)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (libsndfile messages can span lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def open_sound_file(path: Path) -> sf.SoundFile:
     """Open an audio file for streaming, turning every failure into a :class:`SourceError`."""
-    if not path.exists():
-        raise SourceError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot access ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise SourceError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(info.st_mode):
+        raise SourceError(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
         raise SourceError(f"{path}: permission denied")
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise SourceError(f"{path}: file is empty")
     try:
         handle = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise SourceError(f"{path}: not a readable audio file ({str(exc).splitlines()[0]})") from None
-    if handle.samplerate <= 0 or handle.channels <= 0:
+        raise SourceError(f"{path}: not a readable audio file ({first_line(exc)})") from None
+    problem = None
+    if not MIN_RATE_HZ <= handle.samplerate <= MAX_RATE_HZ:
+        problem = f"unsupported sample rate {handle.samplerate} Hz (need {MIN_RATE_HZ}-{MAX_RATE_HZ})"
+    elif handle.frames == 0:
+        problem = "no audio frames"
+    if problem:
         handle.close()
-        raise SourceError(f"{path}: invalid header (rate {handle.samplerate}, {handle.channels} channels)")
+        raise SourceError(f"{path}: {problem}")
     return handle
 
 
@@ -103,7 +124,7 @@ class FileSource:
         with open_sound_file(self.path) as handle:
             self.native_rate = handle.samplerate
             self.channels = handle.channels
-            self.duration_s = handle.frames / handle.samplerate if handle.frames > 0 else 0.0
+            self.duration_s = handle.frames / handle.samplerate
         self.position = 0
 
     def describe(self) -> str:
@@ -114,28 +135,43 @@ class FileSource:
         resampler = None
         if self.native_rate != self.sample_rate:
             resampler = soxr.ResampleStream(self.native_rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+        frames = max(1, min(READ_FRAMES, READ_SAMPLES // self.channels))
+        decoded = 0
         with open_sound_file(self.path) as handle:
             while True:
                 try:
-                    raw = handle.read(READ_FRAMES, dtype="float32", always_2d=True)
+                    raw = handle.read(frames, dtype="float32", always_2d=True)
                 except (sf.LibsndfileError, RuntimeError) as exc:
-                    raise SourceError(f"{self.path}: decoding failed ({str(exc).splitlines()[0]})") from None
-                last = len(raw) < READ_FRAMES
+                    if resampler is not None:  # what was decoded is still delivered
+                        yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+                    raise SourceError(f"{self.path}: decoding failed after {decoded / self.native_rate:.1f} s "
+                                      f"({first_line(exc)})") from None
+                decoded += len(raw)
+                last = len(raw) < frames
                 mono = to_mono_float(raw, self.stats)
                 yield mono if resampler is None else resampler.resample_chunk(mono, last=last)
                 if last:
-                    return
+                    break
+            if decoded < handle.frames:
+                log.warning("%s: the header declares %.1f s but the file holds %.1f s (truncated?)",
+                            self.path.name, handle.frames / self.native_rate, decoded / self.native_rate)
 
     def __iter__(self) -> Iterator[Chunk]:
         began = time.monotonic()
         pending = np.zeros(0, dtype=np.float32)
-        for decoded in self._decoded():
-            pending = np.concatenate((pending, decoded)) if len(pending) else decoded
-            while len(pending) >= self.block:
-                yield self._emit(pending[:self.block], began)
-                pending = pending[self.block:]
+        failure: SourceError | None = None
+        try:
+            for decoded in self._decoded():
+                pending = np.concatenate((pending, decoded)) if len(pending) else decoded
+                while len(pending) >= self.block:
+                    yield self._emit(pending[:self.block], began)
+                    pending = pending[self.block:]
+        except SourceError as exc:  # deliver the partial block before reporting the failure
+            failure = exc
         if len(pending):
             yield self._emit(pending, began)
+        if failure is not None:
+            raise failure
 
     def _emit(self, samples: np.ndarray, began: float) -> Chunk:
         chunk = Chunk(np.ascontiguousarray(samples), self.position)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +58,21 @@ def burst_file(tmp_path: Path) -> Path:
     path = tmp_path / "bursts.wav"
     sf.write(path, bursts(spans=((0.5, 1.7, "noise"), (2.5, 3.5, "tone"), (4.2, 5.4, "noise"))), 16000)
     return path
+
+
+def copy_model(src: Path, dst_dir: Path) -> Path:
+    dst = dst_dir / src.name
+    shutil.copy(src, dst)
+    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+def edit_card(model: Path, **changes) -> None:
+    card_path = model.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            card.pop(key)
+        else:
+            card[key] = value
+    card_path.write_text(json.dumps(card))

@@ -1,30 +1,11 @@
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from realtime.features import DEFAULT_SPEC
 from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer
-
-
-def copy_model(src: Path, dst_dir: Path) -> Path:
-    dst = dst_dir / src.name
-    shutil.copy(src, dst)
-    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
-    return dst
-
-
-def edit_card(model: Path, **changes) -> None:
-    card_path = model.with_suffix(".json")
-    card = json.loads(card_path.read_text())
-    for key, value in changes.items():
-        if value is None:
-            card.pop(key)
-        else:
-            card[key] = value
-    card_path.write_text(json.dumps(card))
+from tests.conftest import copy_model, edit_card
 
 
 def test_scores_are_probabilities(tiny_model):

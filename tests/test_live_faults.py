@@ -1,0 +1,214 @@
+"""Live faults with a fake sounddevice module whose InputStream we control: no device, no match,
+a device that cannot open or vanishes mid-stream, overflow flags, and a consumer slower than
+the device. (Missing PortAudio is covered in test_cli.py.)"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from realtime import cli, mic
+from realtime.features import DEFAULT_SPEC
+from realtime.mic import QUEUE_BLOCKS, MicSource
+from realtime.monitor import Monitor
+from realtime.pipeline import Pipeline
+from realtime.runner import run
+from realtime.scorer import DEFAULT_MODEL, Scorer
+
+RATE, BLOCK = 16000, 1600
+MIC = {"name": "Fake USB Mic", "max_input_channels": 1, "max_output_channels": 0, "default_samplerate": 48000.0}
+SPEAKER = {"name": "Fake HDMI", "max_input_channels": 0, "max_output_channels": 2, "default_samplerate": 48000.0}
+
+
+class PortAudioError(Exception):
+    pass
+
+
+class Flags:
+    """Like sounddevice.CallbackFlags: falsy unless a flag is set."""
+
+    def __init__(self, input_overflow: bool) -> None:
+        self.input_overflow = input_overflow
+
+    def __bool__(self) -> bool:
+        return self.input_overflow
+
+
+@dataclass
+class Plan:
+    """What the fake device does once started.
+
+    ``blocks`` are delivered at ``start()`` (a consumer busy for the whole burst) or from a
+    thread as fast as it can (``threaded``); then the device ``vanish``es (goes inactive),
+    ``stall``s (active, silent), raises an ``error`` when polled, or fails at ``start_error``.
+    """
+
+    blocks: list[np.ndarray]
+    overflow_every: int = 0
+    then: str = "vanish"
+    threaded: bool = False
+    rates: tuple[int, ...] = (RATE,)
+    delivered: int = 0
+
+
+def fake_sounddevice(devices: list[dict], plan: Plan | None = None) -> ModuleType:
+    sd = ModuleType("sounddevice")
+    sd.PortAudioError = PortAudioError
+    sd.default = SimpleNamespace(device=[0, 0])
+    sd.query_devices = lambda: list(devices)
+
+    class InputStream:
+        def __init__(self, *, device, samplerate, channels, dtype, blocksize, callback) -> None:
+            if plan is None or samplerate not in plan.rates:
+                raise PortAudioError(f"Invalid sample rate [PaErrorCode -9997] ({samplerate})")
+            self.callback, self._active = callback, False
+
+        def _deliver(self) -> None:
+            for i, block in enumerate(plan.blocks):
+                overflow = plan.overflow_every > 0 and i % plan.overflow_every == 0
+                self.callback(block[:, None].copy(), len(block), None, Flags(overflow))
+                plan.delivered += 1
+            self._active = plan.then == "stall"
+
+        def start(self) -> None:
+            if plan.then == "start_error":
+                raise PortAudioError("Device unavailable [PaErrorCode -9985]")
+            self._active = True
+            if plan.threaded:
+                threading.Thread(target=self._deliver, daemon=True).start()
+            else:
+                self._deliver()
+
+        @property
+        def active(self) -> bool:
+            if plan.then == "error" and plan.delivered == len(plan.blocks):
+                raise PortAudioError("Unanticipated host error [PaErrorCode -9999]: 'device disconnected'")
+            return self._active
+
+        def close(self, ignore_errors: bool = False) -> None:
+            self._active = False
+
+    sd.InputStream = InputStream
+    return sd
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """Ten seconds of the demo holding two utterances (angry, then sad)."""
+    audio, _ = sf.read(cli.demo_path(), dtype="float32", start=8 * RATE, stop=18 * RATE)
+    return audio
+
+
+def blocks_of(audio: np.ndarray, block: int = BLOCK) -> list[np.ndarray]:
+    return [audio[i:i + block] for i in range(0, len(audio) - block + 1, block)]
+
+
+def install(monkeypatch: pytest.MonkeyPatch, devices: list[dict], plan: Plan | None = None) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(devices, plan))
+
+
+def live(tmp_path: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[int, list[dict], str]:
+    """Run `ser live --headless`; return the exit code, the JSONL events and stderr."""
+    jsonl = tmp_path / "live.jsonl"
+    code = cli.main(["live", "--headless", "--jsonl", str(jsonl), *extra])
+    events = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+    return code, events, capsys.readouterr().err
+
+
+def one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_no_input_device(monkeypatch, tmp_path, capsys):
+    install(monkeypatch, [SPEAKER])
+    code, _, err = live(tmp_path, capsys)
+    assert code == 2 and "no audio input device found" in one_line(err)
+    assert cli.main(["devices"]) == 1
+    assert "no audio input devices found" in one_line(capsys.readouterr().err)
+
+
+def test_device_name_that_matches_nothing(monkeypatch, tmp_path, capsys):
+    install(monkeypatch, [SPEAKER, MIC])
+    code, _, err = live(tmp_path, capsys, "--device", "bluetooth")
+    assert code == 2 and "no input device matches 'bluetooth'; available: 1: Fake USB Mic" in one_line(err)
+
+
+def test_device_that_cannot_be_opened(monkeypatch, tmp_path, capsys):
+    install(monkeypatch, [MIC], plan=None)
+    code, _, err = live(tmp_path, capsys, "--device", "usb")
+    assert code == 2 and "cannot open input device 'Fake USB Mic'" in one_line(err)
+
+
+@pytest.mark.parametrize("then,reason", [("vanish", "stopped delivering audio"), ("stall", "stopped delivering audio"),
+                                         ("error", "device disconnected")])
+def test_device_vanishing_mid_stream_ends_with_the_summary(monkeypatch, tmp_path, capsys, speech, then, reason):
+    monkeypatch.setattr(mic, "STALL_TIMEOUTS", 3)
+    install(monkeypatch, [MIC], Plan(blocks_of(speech), then=then))
+    code, events, err = live(tmp_path, capsys)
+    assert code == 1 and "summary:" in err and reason in err and "Traceback" not in err
+    assert [e["emotion"] for e in events if e["type"] == "segment"] == ["angry", "sad"]
+    assert events[-1]["type"] == "stats" and events[-1]["blocks"] == len(speech) // BLOCK
+    assert events[-1]["end_s"] == len(speech) / RATE
+
+
+def test_device_failing_at_start_ends_with_the_summary(monkeypatch, tmp_path, capsys, speech):
+    install(monkeypatch, [MIC], Plan(blocks_of(speech), then="start_error"))
+    code, events, err = live(tmp_path, capsys)
+    assert code == 1 and "input device 'Fake USB Mic' failed: Device unavailable" in err
+    assert events[-1]["type"] == "stats" and events[-1]["blocks"] == 0
+
+
+def test_overflow_flags_reach_stats_and_summary(monkeypatch, tmp_path, capsys, speech):
+    install(monkeypatch, [MIC], Plan(blocks_of(speech), overflow_every=10))
+    code, events, err = live(tmp_path, capsys)
+    assert code == 1 and "overflows 10" in err  # 1: the fake device stops when its plan ends
+    assert events[-1]["overflows"] == 10 and events[-1]["dropped_blocks"] == 0
+
+
+def test_overflow_flags_reach_the_dashboard_snapshot(monkeypatch, speech):
+    install(monkeypatch, [MIC], Plan(blocks_of(speech), overflow_every=25))
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    source = MicSource(None, RATE)
+    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    records: list[dict] = []
+    run(source, Pipeline(scorer), [SimpleNamespace(write=records.append, close=lambda: None)], monitor)
+    assert monitor.snapshot(source.stats).overflows == 4 and records[-1]["overflows"] == 4
+
+
+def test_burst_beyond_the_queue_is_dropped_and_counted(monkeypatch, tmp_path, capsys, speech):
+    burst = blocks_of(np.tile(speech, 3))  # 300 blocks while the consumer is busy
+    install(monkeypatch, [MIC], Plan(burst))
+    code, events, err = live(tmp_path, capsys)
+    dropped = len(burst) - QUEUE_BLOCKS
+    assert code == 1 and f"dropped blocks {dropped}" in err  # 1: the fake device stops when its plan ends
+    assert events[-1]["dropped_blocks"] == dropped and events[-1]["blocks"] == QUEUE_BLOCKS
+
+
+def test_device_faster_than_the_consumer_loses_nothing_uncounted(monkeypatch, speech):
+    plan = Plan(blocks_of(np.tile(speech, 6), block=160), threaded=True)  # 6000 small blocks, flat out
+    install(monkeypatch, [MIC], plan)
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    source = MicSource(None, RATE, block=160)
+    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    run(source, Pipeline(scorer), [], monitor)
+    assert plan.delivered == len(plan.blocks)
+    assert source.stats.blocks + source.stats.dropped_blocks == plan.delivered
+    assert source.stats.blocks >= QUEUE_BLOCKS and monitor.samples == 160 * source.stats.blocks
+
+
+def test_device_at_its_own_rate_is_resampled(monkeypatch, tmp_path, capsys, speech):
+    native = soxr.resample(speech, RATE, 48000)
+    install(monkeypatch, [MIC], Plan(blocks_of(native, block=4800), rates=(48000,)))
+    code, events, err = live(tmp_path, capsys)
+    assert code == 1 and "stopped delivering audio" in err  # the fake device stops when its plan ends
+    assert [e["emotion"] for e in events if e["type"] == "segment"] == ["angry", "sad"]
