@@ -37,7 +37,7 @@ class FeatureSpec:
     voicing_threshold: float = 0.45
     delta_lag: int = 2
     percentiles: tuple[int, ...] = (10, 50, 90)
-    version: int = 1
+    version: int = 2
 
     def hash(self) -> str:
         """Short stable digest of the spec, stored in model cards."""
@@ -154,6 +154,7 @@ class FeatureStream:
 
     def _compute(self, framed: np.ndarray) -> np.ndarray:
         spec = self.spec
+        framed = framed - framed.mean(axis=1, keepdims=True)  # per-frame DC removal: chunk-independent
         spectrum = np.fft.rfft(framed * self._window, spec.n_fft)
         power = spectrum.real ** 2 + spectrum.imag ** 2
         mel = power @ self._mel

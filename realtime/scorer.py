@@ -35,6 +35,7 @@ class ModelCard:
     pop_mean: np.ndarray
     pop_std: np.ndarray
     adapt: AdaptConfig
+    gender_trained: bool
     raw: dict
 
     @classmethod
@@ -46,6 +47,8 @@ class ModelCard:
             raise ModelError(f"model card {path} is missing; {RETRAIN_HINT}") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelError(f"model card {path} is unreadable ({exc}); {RETRAIN_HINT}") from None
+        if not isinstance(raw, dict):
+            raise ModelError(f"model card {path} is not a JSON object; {RETRAIN_HINT}")
         try:
             if raw.get("format") != CARD_FORMAT:
                 raise ModelError(f"model card {path} has format {raw.get('format')!r}, expected {CARD_FORMAT}")
@@ -57,7 +60,8 @@ class ModelCard:
                        spec=spec, pop_mean=np.asarray(adaptation["pop_mean"], dtype=np.float64),
                        pop_std=np.asarray(adaptation["pop_std"], dtype=np.float64),
                        adapt=AdaptConfig(prior_windows=float(adaptation["prior_windows"]),
-                                         forgetting=float(adaptation["forgetting"])), raw=raw)
+                                         forgetting=float(adaptation["forgetting"])),
+                       gender_trained=bool(raw.get("gender_trained", True)), raw=raw)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelError):
                 raise

@@ -73,22 +73,46 @@ class FrameVad:
                                     + 1e-12)
         recent = np.concatenate((self._recent_db, energy_db))
         self._recent_db = recent[len(energy_db):]
-        floor = np.lib.stride_tricks.sliding_window_view(recent, self._history).min(axis=1)
+        floor = sliding_min(recent, self._history)
         return (energy_db >= floor + self._margin_db) & (energy_db >= self._absolute_db)
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        """Return one boolean per frame completed by ``samples``."""
+        """Return one boolean per frame completed by ``samples``.
+
+        Only frames that pass the energy gate reach webrtcvad (its state sees no others).
+        """
         buf = np.concatenate((self._pending, samples.astype(np.float32, copy=False)))
         n = len(buf) // self.frame_samples
         self._pending = buf[n * self.frame_samples:]
+        speech = np.zeros(n, dtype=bool)
         if n == 0:
-            return np.zeros(0, dtype=bool)
+            return speech
         frames = buf[:n * self.frame_samples].reshape(n, self.frame_samples)
-        loud = self._loud(frames)
-        pcm = (np.clip(frames, -1.0, 1.0) * 32767.0).astype(np.int16)
-        is_speech = self._vad.is_speech
-        return np.fromiter((bool(l) and is_speech(p.tobytes(), self.sample_rate) for l, p in zip(loud, pcm)),
-                           dtype=bool, count=n)
+        frames = frames - frames.mean(axis=1, keepdims=True, dtype=np.float64)  # a DC offset is not speech
+        loud = np.flatnonzero(self._loud(frames))
+        if len(loud):
+            pcm = (np.clip(frames[loud], -1.0, 1.0) * 32767.0).astype(np.int16)
+            is_speech, rate = self._vad.is_speech, self.sample_rate
+            speech[loud] = [is_speech(frame.tobytes(), rate) for frame in pcm]
+        return speech
+
+
+def sliding_min(x: np.ndarray, width: int) -> np.ndarray:
+    """``out[i] = min(x[i:i + width])`` for every full window, shape ``(len(x) - width + 1,)``.
+
+    Every window with fewer outputs than ``width`` contains ``x[n_out - 1:width]``, so it
+    is the suffix minimum left of ``n_out`` joined with the prefix minimum from there:
+    two passes over ``x``. Longer inputs go in pieces.
+    """
+    n_out = len(x) - width + 1
+    if width == 1:
+        return x.copy()
+    if n_out >= width:
+        step = width - 1
+        return np.concatenate([sliding_min(x[i:i + step + width - 1], width) for i in range(0, n_out, step)])
+    left = np.minimum.accumulate(x[n_out - 1::-1])[::-1]
+    right = np.minimum.accumulate(x[n_out:])
+    return np.minimum(left, right[width - 1 - n_out:])
 
 
 class Windower:

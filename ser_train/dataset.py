@@ -27,18 +27,26 @@ EXTRACT_BLOCK = 16000         # samples per push; features do not depend on it
 
 @dataclass(frozen=True)
 class ClipWindows:
-    """The segment windows found in one clip: ``vectors`` ``(n, dim)``, ``durations_s`` ``(n,)``."""
+    """The segment windows found in one clip: ``vectors`` ``(n, dim)``, ``durations_s`` ``(n,)``.
+
+    ``factor`` != 1 marks a voice-perturbed copy (see :func:`clip_windows`).
+    """
 
     clip: Clip
     vectors: np.ndarray
     durations_s: np.ndarray
+    factor: float = 1.0
 
 
-def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Replay one file through the serving windower; return segment vectors and durations."""
+def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Replay one file through the serving windower; return segment vectors and durations.
+
+    With ``factor`` != 1 the file is decoded at ``factor * sample_rate`` and played at
+    ``sample_rate``: pitch and formants scale by ``1 / factor`` (a new voice for training).
+    """
     featurizer = WindowFeaturizer(spec, vad)
     vectors, durations = [], []
-    source = FileSource(path, spec.sample_rate, block=EXTRACT_BLOCK, speed=0)
+    source = FileSource(path, int(round(spec.sample_rate * factor)), block=EXTRACT_BLOCK, speed=0)
     batches = [featurizer.push(chunk.samples) for chunk in source] + [featurizer.flush()]
     for window, vector in itertools.chain.from_iterable(batches):
         if window.kind == "segment":
@@ -47,20 +55,21 @@ def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig) -> tuple[np.ndar
     return (np.array(vectors, dtype=np.float64).reshape(-1, spec.dim), np.array(durations, dtype=np.float64))
 
 
-def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig) -> str:
+def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float) -> str:
     stat = path.stat()
-    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad)], sort_keys=True)
+    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad), factor],
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, Path | None]) -> tuple[np.ndarray, np.ndarray] | str:
-    path, spec, vad, cache_dir = args
-    target = cache_dir / spec.hash() / f"{_cache_key(path, spec, vad)}.npz" if cache_dir else None
+def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, Path | None]) -> tuple[np.ndarray, np.ndarray] | str:
+    path, spec, vad, factor, cache_dir = args
+    target = cache_dir / spec.hash() / f"{_cache_key(path, spec, vad, factor)}.npz" if cache_dir else None
     if target is not None and target.exists():
         with np.load(target) as data:
             return data["vectors"], data["durations"]
     try:
-        vectors, durations = clip_windows(path, spec, vad)
+        vectors, durations = clip_windows(path, spec, vad, factor)
     except SourceError as exc:
         return str(exc)
     if target is not None:
@@ -71,23 +80,24 @@ def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, Path | None]) -> t
     return vectors, durations
 
 
-def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(),
+def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), factors: tuple[float, ...] = (1.0,),
             cache_dir: Path | None = DEFAULT_CACHE, workers: int | None = None) -> list[ClipWindows]:
-    """Window vectors for every clip, in the clips' order, extracted in parallel with a progress bar.
+    """Window vectors for every clip and voice factor, extracted in parallel with a progress bar.
 
-    Clips that cannot be decoded are logged and returned with no windows, so they are
-    counted rather than silently dropped.
+    Results come factor by factor, each in the clips' order. Clips that cannot be
+    decoded are logged and returned with no windows, so they are counted, not dropped.
     """
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
-    jobs = [(c.path, spec, vad, cache_dir) for c in clips]
+    jobs = [(c.path, spec, vad, f, cache_dir) for f in factors for c in clips]
     results: list[ClipWindows] = []
     columns = (TextColumn("features"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress, ProcessPoolExecutor(workers) as pool:
         task = progress.add_task("features", total=len(jobs))
-        for clip, result in zip(clips, pool.map(_cached_windows, jobs, chunksize=8)):
+        for job, result in zip(jobs, pool.map(_cached_windows, jobs, chunksize=8)):
+            clip = clips[len(results) % len(clips)]
             if isinstance(result, str):
                 log.warning("skipped %s: %s", clip.path, result)
                 result = (np.zeros((0, spec.dim)), np.zeros(0))
-            results.append(ClipWindows(clip, *result))
+            results.append(ClipWindows(clip, *result, factor=job[3]))
             progress.advance(task)
     return results

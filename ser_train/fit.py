@@ -35,6 +35,7 @@ class FitConfig:
     families: tuple[str, ...] = ("logreg", "svc", "mlp", "hgb")
     folds: int = 5
     session_orders: int = 3
+    voice_factors: tuple[float, ...] = (0.9, 1.1)
     seed: int = 0
     prior_windows: float = 2.0
     forgetting: float = 0.98
@@ -50,6 +51,17 @@ def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig):
     genders = table.gender[rows][known]
     gender = gender_classifier().fit(z[known], genders) if len(np.unique(genders)) == 2 else None
     return emotion, gender, adapter, z
+
+
+def speaker_splits(table: WindowTable, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """GroupKFold by speaker over real windows; training rows also take the speakers' perturbed copies,
+    test rows are real audio only."""
+    real = np.flatnonzero(table.factor == 1.0)
+    splits = []
+    for _, test in GroupKFold(folds).split(real, groups=table.speaker[real]):
+        held = np.isin(table.speaker, table.speaker[real[test]])
+        splits.append((np.flatnonzero(~held), real[test]))
+    return splits
 
 
 def _fold_scores(table: WindowTable, candidate: Candidate, fit: FitConfig, splits: list) -> dict:
@@ -84,13 +96,15 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
 def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], out: Path, fit: FitConfig,
               console: Console) -> dict:
     """Search, fit, export and document a model; return its card."""
-    table = window_table(extract(clips, DEFAULT_SPEC), labels)
+    table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors)), labels)
     speakers = np.unique(table.speaker)
     folds = min(fit.folds, len(speakers))
     if folds < 2:
         raise ValueError(f"need at least 2 speakers for speaker-grouped CV, found {len(speakers)}")
-    splits = list(GroupKFold(folds).split(table.x, groups=table.speaker))
-    console.print(f"{len(table.x)} windows from {len(np.unique(table.clip))} clips, {len(speakers)} speakers, "
+    splits = speaker_splits(table, folds)
+    real = table.factor == 1.0
+    console.print(f"{int(real.sum())} windows from {len(np.unique(table.clip[real]))} clips, {len(speakers)} speakers "
+                  f"(+{int((~real).sum())} voice-perturbed training windows, factors {fit.voice_factors}); "
                   f"{folds}-fold CV grouped by speaker")
     search = []
     for candidate in candidates(list(fit.families)):
@@ -103,8 +117,10 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     best = next(c for c in candidates(list(fit.families)) if c.name == best_row["candidate"])
     console.print(f"chosen: {best.name}")
     metrics: dict = {"model_search": search, "chosen": best.name,
-                     "protocol": f"{folds}-fold GroupKFold by speaker; clip decision = duration-weighted mean of "
-                                 f"its VAD segments; candidates ranked by adapted + cold UAR on these folds"}
+                     "protocol": f"{folds}-fold GroupKFold by speaker; training folds add voice-perturbed copies "
+                                 f"(factors {list(fit.voice_factors)}) of their own speakers only; test clips are real "
+                                 f"audio; clip decision = duration-weighted mean of its VAD segments; candidates ranked "
+                                 f"by adapted + cold UAR on these folds"}
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, best, fit, splits, labels, corpora)
     emotion, gender, adapter, z = _fit_heads(table, best, fit)

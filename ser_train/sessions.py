@@ -19,14 +19,16 @@ class WindowTable:
     x: np.ndarray
     label: np.ndarray        # index into ``labels``
     gender: np.ndarray       # index into GENDERS, -1 when unknown
-    speaker: np.ndarray      # corpus-qualified speaker id
-    clip: np.ndarray         # index of the clip the window came from
+    speaker: np.ndarray      # corpus-qualified speaker id: the unit of every CV split
+    session: np.ndarray      # speaker and voice factor: a perturbed copy is its own adaptation session
+    factor: np.ndarray       # 1.0 for real audio
+    clip: np.ndarray         # index of the (clip, factor) the window came from
     duration_s: np.ndarray
     labels: tuple[str, ...]
 
     def subset(self, rows: np.ndarray) -> "WindowTable":
-        return WindowTable(self.x[rows], self.label[rows], self.gender[rows], self.speaker[rows], self.clip[rows],
-                           self.duration_s[rows], self.labels)
+        return WindowTable(self.x[rows], self.label[rows], self.gender[rows], self.speaker[rows], self.session[rows],
+                           self.factor[rows], self.clip[rows], self.duration_s[rows], self.labels)
 
 
 def window_table(clips: list[ClipWindows], labels: tuple[str, ...]) -> WindowTable:
@@ -39,6 +41,8 @@ def window_table(clips: list[ClipWindows], labels: tuple[str, ...]) -> WindowTab
         label=np.repeat([labels.index(c.clip.label) for _, c in keep], counts),
         gender=np.repeat([gender_index.get(c.clip.gender, -1) for _, c in keep], counts),
         speaker=np.repeat([c.clip.speaker for _, c in keep], counts),
+        session=np.repeat([f"{c.clip.speaker}@{c.factor:g}" for _, c in keep], counts),
+        factor=np.repeat([c.factor for _, c in keep], counts),
         clip=np.repeat([i for i, _ in keep], counts),
         duration_s=np.concatenate([c.durations_s for _, c in keep]), labels=labels)
 
@@ -49,11 +53,11 @@ def population_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def speaker_orders(table: WindowTable, seed: int) -> list[np.ndarray]:
-    """Per speaker, its window rows with clips in a seeded random order (windows of a clip stay in order)."""
+    """Per session, its window rows with clips in a seeded random order (windows of a clip stay in order)."""
     rng = np.random.default_rng(seed)
     orders = []
-    for speaker in sorted(set(table.speaker.tolist())):
-        rows = np.flatnonzero(table.speaker == speaker)
+    for session in sorted(set(table.session.tolist())):
+        rows = np.flatnonzero(table.session == session)
         clips = np.unique(table.clip[rows])
         rng.shuffle(clips)
         orders.append(np.concatenate([rows[table.clip[rows] == c] for c in clips]))
@@ -63,7 +67,7 @@ def speaker_orders(table: WindowTable, seed: int) -> list[np.ndarray]:
 def normalized(table: WindowTable, adapter: SpeakerAdapter, mode: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Normalise every window as the runtime would; return ``(z, rows)``.
 
-    ``mode`` is ``adapt`` (one session per speaker, clips in a seeded random order)
+    ``mode`` is ``adapt`` (one session per speaker and voice factor, clips in a seeded random order)
     or ``cold`` (state reset before every clip).
     """
     if mode == "adapt":
