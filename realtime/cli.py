@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -84,6 +85,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
                       adapting=not args.no_adapt)
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # systemd's stop: end like Ctrl-C, with the summary
     try:
         if args.headless:
             run(source, pipeline, sinks, monitor)
@@ -93,11 +95,16 @@ def cmd_stream(args: argparse.Namespace) -> int:
             with Dashboard(monitor, source.stats) as dashboard:
                 run(source, pipeline, sinks, monitor, should_stop=dashboard.poll)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for sink in sinks:
             sink.close()
     ended_reason = getattr(source, "ended_reason", None)
     print(monitor.summary(source.stats, ended_reason), file=sys.stderr)
     return 1 if ended_reason else 0  # a vanished device is a fault a supervisor should see
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:

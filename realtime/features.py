@@ -63,7 +63,7 @@ class FeatureSpec:
 
     @property
     def dim(self) -> int:
-        return len(self.names)
+        return len(self.frame_names) * len(self.stat_names) + 1
 
 
 DEFAULT_SPEC = FeatureSpec()
@@ -102,17 +102,22 @@ def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 class FeatureStream:
-    """Incremental per-hop frame features over an unbounded stream.
+    """Per-hop frame features over an unbounded stream, computed when a window asks for them.
 
     Frame ``t`` covers samples ``[t * hop, t * hop + frame_length)`` of the stream,
-    so results do not depend on how the audio is chunked.
+    so results do not depend on how the audio is chunked. :meth:`push` only stores
+    audio; frames are computed in batches by :meth:`frames_between`, so hops that no
+    window covers (silence) cost nothing. After such a gap, ``context`` earlier frames
+    are recomputed first, which makes every frame equal to a continuous computation.
 
     Parameters
     ----------
     spec : FeatureSpec
     capacity_s : float
-        Seconds of frame history kept for :meth:`window_vector`.
+        Seconds of audio and frame history kept for :meth:`window_vector`.
     """
+
+    batch_frames = 24          # hops per numpy batch: amortises calls; larger batches hit malloc page faults (irfft)
 
     def __init__(self, spec: FeatureSpec = DEFAULT_SPEC, capacity_s: float = 30.0) -> None:
         self.spec = spec
@@ -125,32 +130,51 @@ class FeatureStream:
         self._lag_max = int(np.ceil(spec.sample_rate / spec.f0_min_hz))
         win_ac = np.fft.irfft(np.abs(np.fft.rfft(self._window, spec.n_fft)) ** 2, spec.n_fft)
         self._window_ac = win_ac[:self._lag_max + 2] / win_ac[0]
+        self.context = max(spec.delta_lag, 1)      # frames whose state a frame depends on (deltas, flux)
         capacity = int(np.ceil(capacity_s * spec.sample_rate / spec.hop_length))
         self.frames = RingBuffer(capacity, (len(spec.frame_names),), np.float64)
+        self._audio = RingBuffer((capacity + self.context) * spec.hop_length + spec.frame_length, (), np.float64)
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream at sample 0."""
-        self._pending = np.zeros(0, dtype=np.float64)
         self._prev_mfcc = None
         self._prev_spectrum = None
+        self._valid_from = 0   # frames [_valid_from, frames.written) hold continuous results
         self.frames.reset()
+        self._audio.reset()
 
     @property
     def n_frames(self) -> int:
-        """Frames computed so far."""
-        return self.frames.written
+        """Frames whose audio has arrived (computed or not)."""
+        spec = self.spec
+        return max(0, (self._audio.written - spec.frame_length) // spec.hop_length + 1)
 
     def push(self, samples: np.ndarray) -> int:
-        """Consume mono samples; return how many new frames were completed."""
+        """Store mono samples; return how many new frames they complete."""
+        before = self.n_frames
+        self._audio.write(samples)
+        return self.n_frames - before
+
+    def frames_between(self, first: int, last: int) -> np.ndarray:
+        """Frames ``[first, last)`` (computed now if needed), shape ``(last - first, n_frame_columns)``."""
+        if last > first:
+            self._compute_until(first, last)
+        return self.frames.read(first, last)
+
+    def _compute_until(self, first: int, last: int) -> None:
+        written = self.frames.written
+        if first < self._valid_from or first - self.context > written:
+            start = max(first - self.context, 0)      # a gap: restart the state from context frames
+            self._prev_mfcc = self._prev_spectrum = None
+            self.frames.seek(start)
+            self._valid_from = first if start > 0 else 0
         spec = self.spec
-        buf = np.concatenate((self._pending, np.asarray(samples, dtype=np.float64)))
-        n_new = 0 if len(buf) < spec.frame_length else 1 + (len(buf) - spec.frame_length) // spec.hop_length
-        if n_new:
-            framed = np.lib.stride_tricks.sliding_window_view(buf, spec.frame_length)[::spec.hop_length][:n_new]
+        for begin in range(self.frames.written, last, self.batch_frames):
+            end = min(begin + self.batch_frames, last)
+            audio = self._audio.read(begin * spec.hop_length, (end - 1) * spec.hop_length + spec.frame_length)
+            framed = np.lib.stride_tricks.sliding_window_view(audio, spec.frame_length)[::spec.hop_length]
             self.frames.write(self._compute(framed))
-        self._pending = buf[n_new * spec.hop_length:]
-        return n_new
 
     def _compute(self, framed: np.ndarray) -> np.ndarray:
         spec = self.spec
@@ -195,16 +219,15 @@ class FeatureStream:
         return np.clip(mid, 0.0, 1.0), f0
 
     def frame_range(self, start_sample: int, end_sample: int) -> tuple[int, int]:
-        """Frames lying wholly inside samples ``[start_sample, end_sample)``, clipped to what is held."""
+        """Frames lying wholly inside samples ``[start_sample, end_sample)``, clipped to the audio held."""
         hop, length = self.spec.hop_length, self.spec.frame_length
-        first = max(-(-start_sample // hop), self.frames.oldest)
-        last = min((end_sample - length) // hop + 1, self.frames.written)
+        first = max(-(-start_sample // hop), self.n_frames - self.frames.capacity, 0)
+        last = min((end_sample - length) // hop + 1, self.n_frames)
         return first, max(first, last)
 
     def window_vector(self, start_sample: int, end_sample: int) -> np.ndarray:
         """Functionals of the frames inside a window of the stream, shape ``(spec.dim,)``."""
-        first, last = self.frame_range(start_sample, end_sample)
-        return functionals(self.frames.read(first, last), self.spec)
+        return functionals(self.frames_between(*self.frame_range(start_sample, end_sample)), self.spec)
 
 
 def functionals(frames: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:
@@ -226,8 +249,20 @@ def functionals(frames: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndar
 
 
 def _stats(x: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """Rows: mean, std, then the spec's percentiles; columns follow ``x``'s columns."""
-    return np.vstack((x.mean(axis=0), x.std(axis=0), np.percentile(x, spec.percentiles, axis=0)))
+    """Rows: mean, std, then the spec's percentiles; columns follow ``x``'s columns.
+
+    Percentiles are numpy's default (linear) method, computed from one sort with
+    numpy's own interpolation formula, so they equal ``np.percentile`` bit for bit.
+    """
+    ordered = np.sort(x, axis=0)
+    position = (len(x) - 1) * (np.asarray(spec.percentiles, dtype=np.float64) / 100)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, len(x) - 1)
+    gamma = (position - below)[:, None]
+    low, high = ordered[below], ordered[above]
+    step = high - low
+    percentiles = np.where(gamma >= 0.5, high - step * (1 - gamma), low + step * gamma)
+    return np.vstack((x.mean(axis=0), x.std(axis=0), percentiles))
 
 
 def clip_vector(samples: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -81,10 +82,11 @@ class Monitor:
     def on_chunk(self, samples: np.ndarray) -> None:
         self.samples += len(samples)
         if len(samples):
-            peak = float(np.max(np.abs(samples)))
-            rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
-            self.level_dbfs = 20 * np.log10(max(rms, 1e-6))
-            self.peak_dbfs = max(self.peak_dbfs - 0.5, 20 * np.log10(max(peak, 1e-6)))
+            peak = max(float(samples.max()), -float(samples.min()))
+            wide = samples.astype(np.float64)
+            rms = math.sqrt(float(np.dot(wide, wide)) / len(wide))
+            self.level_dbfs = 20 * math.log10(max(rms, 1e-6))
+            self.peak_dbfs = max(self.peak_dbfs - 0.5, 20 * math.log10(max(peak, 1e-6)))
             if peak >= CLIP_LEVEL:
                 self.clipped_blocks += 1
                 self.clipped_at = self.samples

@@ -12,7 +12,7 @@ from realtime.features import FeatureSpec, FeatureStream
 from realtime.scorer import Scorer
 from realtime.vad import FrameVad, VadConfig, WindowEvent, Windower
 
-FEATURE_BATCH_S = 0.5         # audio held before the feature stream computes its hops in one batch
+MAX_PUSH_S = 0.5              # longer pushes go in steps, so windows read their frames before the ring wraps
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,6 @@ class WindowFeaturizer:
     """Frame features and VAD windows over one stream; yields each window with its raw vector.
 
     This is the part of the pipeline that training and evaluation share with serving.
-    Audio reaches the feature stream in batches of up to ``FEATURE_BATCH_S`` (at the
-    latest when a window needs its vector), because numpy's fixed cost per call
-    dominates at 100 ms blocks; frame features do not depend on the batching.
     """
 
     def __init__(self, spec: FeatureSpec, vad: VadConfig = VadConfig()) -> None:
@@ -51,46 +48,30 @@ class WindowFeaturizer:
         self.features = FeatureStream(spec, capacity_s=history_s)
         self.frame_vad = FrameVad(spec.sample_rate, spec.hop_length, vad)
         self.windower = Windower(spec.sample_rate, spec.hop_length, vad)
-        self._held = np.empty(int(FEATURE_BATCH_S * spec.sample_rate), dtype=np.float64)
-        self._n_held = 0
+        self._max_push = int(MAX_PUSH_S * spec.sample_rate)
 
     def reset(self) -> None:
         """Start a new stream at sample 0."""
         self.features.reset()
         self.frame_vad.reset()
         self.windower.reset()
-        self._n_held = 0
 
     def push(self, samples: np.ndarray) -> list[tuple[WindowEvent, np.ndarray | None]]:
         """Consume mono samples; return completed windows and their vectors (None for speech_start)."""
-        step = len(self._held)
+        step = self._max_push
         if len(samples) > step:  # in steps, so each window reads its frames before the ring overwrites them
             return [pair for i in range(0, len(samples), step) for pair in self.push(samples[i:i + step])]
-        self._hold(samples)
-        return self._with_vectors(self.windower.push(self.frame_vad.push(samples)))
+        self.features.push(samples)
+        return [self._with_vector(w) for w in self.windower.push(self.frame_vad.push(samples))]
 
     def flush(self) -> list[tuple[WindowEvent, np.ndarray | None]]:
         """End of stream: close any open window."""
-        return self._with_vectors(self.windower.flush())
+        return [self._with_vector(w) for w in self.windower.flush()]
 
-    def _hold(self, samples: np.ndarray) -> None:
-        """Queue at most one batch of samples for the feature stream, feeding it when the batch is full."""
-        n = len(samples)
-        if self._n_held + n > len(self._held):
-            self._feed()
-        self._held[self._n_held:self._n_held + n] = samples
-        self._n_held += n
-
-    def _feed(self) -> None:
-        if self._n_held:
-            self.features.push(self._held[:self._n_held])
-            self._n_held = 0
-
-    def _with_vectors(self, windows: list[WindowEvent]) -> list[tuple[WindowEvent, np.ndarray | None]]:
-        if any(w.kind != "speech_start" for w in windows):
-            self._feed()
-        return [(w, None if w.kind == "speech_start" else self.features.window_vector(w.start, w.end))
-                for w in windows]
+    def _with_vector(self, window: WindowEvent) -> tuple[WindowEvent, np.ndarray | None]:
+        if window.kind == "speech_start":
+            return window, None
+        return window, self.features.window_vector(window.start, window.end)
 
 
 class Pipeline:

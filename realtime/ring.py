@@ -34,6 +34,12 @@ class RingBuffer:
         """Absolute index of the oldest row still held."""
         return max(0, self.written - self.capacity)
 
+    def seek(self, position: int) -> None:
+        """Continue writing at absolute index ``position`` (rows from there on are rewritten or skipped)."""
+        if position < 0:
+            raise ValueError(f"ring position must be non-negative, got {position}")
+        self.written = position
+
     def write(self, rows: np.ndarray) -> None:
         """Append ``rows`` (shape ``(n, *row_shape)``), overwriting the oldest."""
         n = len(rows)

@@ -52,6 +52,8 @@ class SourceStats:
 
 def to_mono_float(block: np.ndarray, stats: SourceStats) -> np.ndarray:
     """Downmix ``(frames, channels)`` to mono float32, replacing NaN/inf samples with 0 (counted)."""
+    if block.ndim == 2 and block.shape[1] == 1 and block.dtype == np.float32 and np.isfinite(block).all():
+        return block[:, 0].copy()  # the microphone's case: nothing to downmix or repair
     bad = ~np.isfinite(block)
     if bad.any():
         stats.nonfinite_samples += int(bad.sum())

@@ -119,6 +119,7 @@ same pipeline as `ser replay` (VAD windows, features, adaptation, ONNX scoring).
 {search_rows}
 
 Chosen: `{metrics['chosen']}`. ONNX vs scikit-learn max |diff|: {metrics.get('onnx_max_abs_diff')}.
+Reproduce: `{reproduce_command(card)}`
 Model size: {metrics.get('model_bytes', 0) / 1e6:.2f} MB.
 
 ![classifiers](classifiers.png) ![gender](gender.png)
@@ -128,6 +129,13 @@ Licence: {card['licence']}
     path = out / "report.md"
     path.write_text(text)
     return path
+
+
+def reproduce_command(card: dict) -> str:
+    """The `ser-train fit` call that rebuilds a model from its card."""
+    corpora = " ".join(f"--corpus {c}" for c in card["training"]["corpora"])
+    families = ",".join(card["training"]["fit_config"]["families"])
+    return f"ser-train fit {corpora} --families {families} --out models/{card['name']}"
 
 
 def _f1(confusion: np.ndarray, i: int) -> float:

@@ -94,3 +94,19 @@ def test_replay_never_imports_the_microphone_stack():
             "print('sounddevice' in sys.modules, 'sklearn' in sys.modules, 'librosa' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "False False False"
+
+
+def test_sigterm_ends_a_run_with_the_summary(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "demo", "--headless", "--jsonl", str(out)],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "summary:" in err
+    assert records(out.read_text())[-1]["type"] == "stats"

@@ -46,7 +46,7 @@ def test_pitch_of_a_pure_tone():
     t = np.arange(16000) / 16000
     stream = FeatureStream()
     stream.push(0.5 * np.sin(2 * np.pi * 200 * t))
-    frames = stream.frames.read(2, stream.n_frames - 2)
+    frames = stream.frames_between(2, stream.n_frames - 2)
     f0_hz = 55 * 2 ** (frames[:, -1] / 12)
     assert np.all(frames[:, -2] > 0.9) and np.allclose(f0_hz, 200, rtol=0.02)
 
@@ -63,3 +63,22 @@ def test_spec_hash_changes_with_the_spec():
 
     assert DEFAULT_SPEC.hash() == replace(DEFAULT_SPEC).hash()
     assert DEFAULT_SPEC.hash() != replace(DEFAULT_SPEC, n_mfcc=13).hash()
+
+
+def test_frames_after_a_gap_equal_the_continuous_stream():
+    """Frames are computed on demand; a window after unread silence must match a full computation."""
+    x = speech_clip()
+    lazy, full = FeatureStream(capacity_s=10), FeatureStream(capacity_s=10)
+    lazy.push(x)
+    full.push(x)
+    everything = full.frames_between(0, full.n_frames)
+    late = lazy.frames_between(full.n_frames // 2, full.n_frames)
+    np.testing.assert_allclose(late, everything[full.n_frames // 2:], rtol=1e-9, atol=1e-9)
+
+
+def test_stats_equal_numpy_percentiles():
+    from realtime.features import _stats
+
+    x = np.random.default_rng(0).standard_normal((37, 5))
+    expected = np.percentile(x, DEFAULT_SPEC.percentiles, axis=0)
+    np.testing.assert_array_equal(_stats(x, DEFAULT_SPEC)[2:], expected)

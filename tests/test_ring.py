@@ -28,3 +28,11 @@ def test_reading_overwritten_or_future_rows_raises():
         ring.read(2, 6)
     with pytest.raises(IndexError):
         ring.read(5, 9)
+
+
+def test_seek_rewrites_from_a_position():
+    ring = RingBuffer(8)
+    ring.write(np.arange(6, dtype=np.float32))
+    ring.seek(4)
+    ring.write(np.array([40, 50, 60], dtype=np.float32))
+    np.testing.assert_array_equal(ring.read(2, 7), [2, 3, 40, 50, 60])

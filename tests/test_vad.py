@@ -76,3 +76,13 @@ def test_bad_config_is_rejected():
         VadConfig(min_window_s=5, max_window_s=2)
     with pytest.raises(ValueError):
         FrameVad(44100, 441)
+
+
+def test_sliding_min_matches_the_naive_minimum():
+    from realtime.vad import sliding_min
+
+    rng = np.random.default_rng(0)
+    for n, width in ((10, 1), (10, 10), (40, 7), (300, 250), (1000, 3)):
+        x = rng.standard_normal(n)
+        naive = np.array([x[i:i + width].min() for i in range(n - width + 1)])
+        np.testing.assert_array_equal(sliding_min(x, width), naive)

@@ -1,0 +1,163 @@
+"""CPU use of `ser live` on the virtual microphone, headless and with the dashboard.
+
+Speech with pauses is played into a PulseAudio null sink (:mod:`benchmarks.vmic`) while
+`ser live --device pulse --jsonl PATH` listens. The CPU time of the `ser` process (user +
+system, all threads) is read from ``/proc/<pid>/stat`` when playback starts and when it
+ends, after the process has settled; the dashboard runs in a pseudo-terminal. Run from
+the repository root::
+
+    python -m benchmarks.live_cpu [--seconds 60] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import signal
+import struct
+import subprocess
+import tempfile
+import termios
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from benchmarks.corpus import DEFAULT_DATA, Stream, load_stream
+from benchmarks.measure import ser_command, vm_hwm_mb
+from benchmarks.threads import as_user_runs_it
+from benchmarks.vmic import VirtualMic, VirtualMicUnavailable, stop_process, virtual_mic
+
+SETTLE_S = 3.0                # after start-up, before the CPU clock is read
+EXIT_TIMEOUT_S = 10.0         # after Ctrl-C (SIGINT); a process still running then is stopped
+TERMINAL_SIZE = (30, 100)     # rows, columns of the dashboard's pseudo-terminal
+GOALS_PERCENT = {"headless": 2.0, "dashboard": 10.0}
+RATE = 16000                  # the shipped model's rate; the null sink runs at it
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """One `ser live` run: CPU as a percentage of one core while ``audio_s`` of audio played."""
+
+    mode: str
+    audio_s: float
+    cpu_percent: float
+    segments: int
+    peak_rss_mb: float
+    exit_s: float | None      # seconds from Ctrl-C to exit; None if it had to be stopped
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads, from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain(fd: int) -> None:
+    """Read and discard a pseudo-terminal's output until it closes, so the writer never blocks."""
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:
+        pass
+
+
+def start_live(env: dict[str, str], mode: str, events: Path, log: Path) -> tuple[subprocess.Popen, int | None]:
+    """Start `ser live` on the virtual microphone; the dashboard gets a pseudo-terminal (its fd is returned)."""
+    command = [*ser_command(), "live", "--device", "pulse", "--jsonl", str(events)]
+    if mode == "headless":
+        with log.open("w") as err:
+            return subprocess.Popen([*command, "--headless"], env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err), None
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *TERMINAL_SIZE, 0, 0))
+    proc = subprocess.Popen(command, env={**env, "TERM": "xterm-256color"}, stdin=slave, stdout=slave,
+                            stderr=slave)
+    os.close(slave)
+    threading.Thread(target=drain, args=(master,), daemon=True).start()
+    return proc, master
+
+
+def measure_live(mic: VirtualMic, env: dict[str, str], mode: str, audio: Path, audio_s: float,
+                 workdir: Path) -> LiveFigures:
+    """Play ``audio`` into the virtual microphone while `ser live` runs in ``mode``; read its CPU clock."""
+    events, log = workdir / f"{mode}.jsonl", workdir / f"{mode}.log"
+    proc, terminal = start_live(env, mode, events, log)
+    try:
+        time.sleep(SETTLE_S)
+        if proc.poll() is not None:
+            raise RuntimeError(f"`ser live` ({mode}) exited early: {log.read_text().strip() if log.exists() else ''}")
+        cpu, wall = process_cpu_s(proc.pid), time.monotonic()
+        mic.play(audio)
+        cpu, wall = process_cpu_s(proc.pid) - cpu, time.monotonic() - wall
+        peak = vm_hwm_mb(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        try:
+            proc.wait(EXIT_TIMEOUT_S)
+            exit_s: float | None = time.monotonic() - interrupted
+        except subprocess.TimeoutExpired:
+            exit_s = None
+    finally:
+        stop_process(proc)
+        if terminal is not None:
+            os.close(terminal)
+    records = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
+    segments = sum(r["type"] == "segment" for r in records)
+    return LiveFigures(mode, audio_s, 100.0 * cpu / wall, segments, peak, exit_s)
+
+
+def live_cpu(stream: Stream, seconds: float, user_env: dict[str, str]) -> list[LiveFigures]:
+    """Both modes over the first ``seconds`` of ``stream``, on one virtual microphone.
+
+    `ser live` gets the thread variables of ``user_env``: it runs as a user starts it.
+    """
+    clip = stream.samples[:int(seconds * stream.rate)]
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # A background job of a script starts with Ctrl-C ignored, and `ser live` would inherit that;
+        # a handled signal is reset to its default in the child.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    with tempfile.TemporaryDirectory(prefix="live-cpu-") as tmp, virtual_mic(rate=stream.rate) as mic:
+        audio = Path(tmp) / "speech.wav"
+        sf.write(audio, np.clip(clip, -1.0, 1.0), stream.rate, subtype="PCM_16")
+        env = as_user_runs_it(mic.env, user_env)
+        return [measure_live(mic, env, mode, audio, len(clip) / stream.rate, Path(tmp)) for mode in GOALS_PERCENT]
+
+
+def report(figures: list[LiveFigures]) -> str:
+    lines = [f"`ser live` on the virtual microphone (PulseAudio null sink, 16 kHz): CPU time of the `ser` process "
+             f"from /proc/<pid>/stat over {figures[0].audio_s:.0f} s of played speech",
+             f"{'mode':12s} {'CPU % of one core':>18s} {'goal':>8s} {'segments heard':>15s} {'peak RSS MB':>12s} "
+             f"{'exit after Ctrl-C':>18s}"]
+    for f in figures:
+        goal = GOALS_PERCENT[f.mode]
+        ok = "ok" if f.cpu_percent <= goal else "MISSED"
+        exited = f"{f.exit_s:.2f} s" if f.exit_s is not None else f"> {EXIT_TIMEOUT_S:.0f} s, stopped"
+        lines.append(f"{f.mode:12s} {f.cpu_percent:18.2f} {'<= ' + format(goal, 'g'):>8s} {f.segments:15d} "
+                     f"{f.peak_rss_mb:12.1f} {exited:>18s}  {ok}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.live_cpu", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of speech (default ../shared/data)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="seconds of speech played per mode (default 60)")
+    args = parser.parse_args(argv)
+    try:
+        stream = load_stream(args.data, args.seconds / 60, RATE)
+        figures = live_cpu(stream, args.seconds, dict(os.environ))
+    except VirtualMicUnavailable as exc:
+        print(f"live_cpu: no virtual microphone: {exc}")
+        return 2
+    print(report(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""Smoke runs of the benchmarks: they finish and produce numbers (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("corpus", ["default", "empty"])
+def test_stream_benchmark_prints_every_figure(tmp_path: Path, corpus: str):
+    """A short stream, once; ``empty`` is a clone without ../shared/data (the bundled demo is used)."""
+    data = ["--data", str(tmp_path)] if corpus == "empty" else []
+    out = tmp_path / "figures.json"
+    result = run_module("benchmarks.bench_stream", "--minutes", "0.2", "--reps", "1", "--live-seconds", "0",
+                        "--json", str(out), *data)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    for name in "ABC":
+        engine = figures["engines"][name]
+        assert engine["decisions"] > 0
+        assert all(math.isfinite(engine[key]) and engine[key] > 0 for key in
+                   ("cpu_ms_per_audio_s", "realtime_factor", "latency_p50_ms", "latency_p99_ms"))
+    for key in ("b_over_a", "c_over_a", "cold_start_s", "peak_rss_mb", "model_mb", "replay_cpu_ms_per_audio_s"):
+        assert math.isfinite(figures[key]) and figures[key] > 0, key
+    assert "demo.flac" in result.stdout if corpus == "empty" else "demo.flac" not in result.stdout
+    assert all(f"\n{name}  " in result.stdout for name in "ABC") and "cold start" in result.stdout
+
+
+def test_live_cpu_on_the_virtual_microphone():
+    result = run_module("benchmarks.live_cpu", "--seconds", "2")
+    if result.returncode == 2 and "no virtual microphone" in result.stdout:
+        pytest.skip(result.stdout.strip())
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["headless"], ["dashboard"])]
+    assert len(rows) == 2 and all(math.isfinite(float(row[1])) for row in rows)
