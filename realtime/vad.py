@@ -67,10 +67,10 @@ class FrameVad:
         self._pending = np.zeros(0, dtype=np.float32)
         self._recent_db = np.full(self._history - 1, np.inf)
 
-    def _loud(self, frames: np.ndarray) -> np.ndarray:
-        """Energy gate per frame; each frame's noise floor uses only frames up to itself."""
-        energy_db = 10.0 * np.log10(np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self.frame_samples
-                                    + 1e-12)
+    def _loud(self, frames: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """Energy gate per frame, DC excluded; each frame's noise floor uses only frames up to itself."""
+        power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self.frame_samples - mean * mean
+        energy_db = 10.0 * np.log10(np.maximum(power, 0.0) + 1e-12)
         recent = np.concatenate((self._recent_db, energy_db))
         self._recent_db = recent[len(energy_db):]
         floor = sliding_min(recent, self._history)
@@ -88,10 +88,10 @@ class FrameVad:
         if n == 0:
             return speech
         frames = buf[:n * self.frame_samples].reshape(n, self.frame_samples)
-        frames = frames - frames.mean(axis=1, keepdims=True, dtype=np.float64)  # a DC offset is not speech
-        loud = np.flatnonzero(self._loud(frames))
+        mean = frames.sum(axis=1, dtype=np.float64) / self.frame_samples  # a DC offset is not speech
+        loud = np.flatnonzero(self._loud(frames, mean))
         if len(loud):
-            pcm = (np.clip(frames[loud], -1.0, 1.0) * 32767.0).astype(np.int16)
+            pcm = (np.clip(frames[loud] - mean[loud, None], -1.0, 1.0) * 32767.0).astype(np.int16)
             is_speech, rate = self._vad.is_speech, self.sample_rate
             speech[loud] = [is_speech(frame.tobytes(), rate) for frame in pcm]
         return speech
