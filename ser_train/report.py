@@ -101,8 +101,8 @@ def write_report(card_path: Path, out: Path) -> Path:
     text = f"""# Model report: {card['name']}
 
 Trained on {', '.join(card['training']['corpora'])}; labels: {', '.join(card['labels'])}.
-Protocol: {metrics['protocol']}. Streaming figures replay every held-out clip through the
-same pipeline as `ser replay` (VAD windows, features, adaptation, ONNX scoring).
+Protocol: {metrics['protocol']} The streaming figures below come from that replay (VAD
+windows, features, adaptation, ONNX scoring: the same pipeline as `ser replay`).
 
 | mode | clips | accuracy | UAR | gender accuracy | ECE (mean over folds) | UAR per fold |
 |---|---|---|---|---|---|---|
