@@ -99,8 +99,12 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     from ser_train.evaluate import evaluate
     from ser_train.report import figures_table
 
+    from realtime.features import DEFAULT_SPEC
+    from realtime.scorer import Scorer
+
+    scorer = Scorer(args.model, DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     clips = scan_all([(args.corpus, args.data)], console)
-    report = evaluate(args.model, clips, adapt=args.adapt, seed=args.seed)
+    report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed)
     console.print(figures_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from realtime.features import DEFAULT_SPEC
 from realtime.pipeline import Pipeline
 from realtime.scorer import Scorer
 from realtime.sources import DEFAULT_BLOCK, FileSource, SourceError
@@ -45,14 +44,13 @@ def session_order(clips: list[Clip], seed: int) -> list[list[Clip]]:
     return sessions
 
 
-def evaluate(model: Path, clips: list[Clip], adapt: bool, seed: int = 0, progress: bool = True) -> dict:
+def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, progress: bool = True) -> dict:
     """Replay every clip through the pipeline and score the clip-level decisions.
 
     With ``adapt`` each speaker is one session (state reset between speakers);
     without it the state is reset before every clip. Clips whose label the model
     lacks are skipped and counted; a clip with no detected speech counts as an error.
     """
-    scorer = Scorer(model, DEFAULT_SPEC)
     labels = scorer.card.labels
     usable = [c for c in clips if c.label in labels]
     shared = [label for label in labels if label in {c.label for c in usable}]
@@ -81,5 +79,5 @@ def evaluate(model: Path, clips: list[Clip], adapt: bool, seed: int = 0, progres
     report = emotion_report(np.array(truth), np.array(emotion_rows).reshape(-1, len(shared)), tuple(shared))
     report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable),
                    "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
-                   "adapt": adapt, "seed": seed, "model": str(model)})
+                   "adapt": adapt, "seed": seed, "model": scorer.card.name})
     return report

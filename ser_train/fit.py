@@ -14,7 +14,7 @@ from sklearn.model_selection import GroupKFold
 
 from realtime.adapt import AdaptConfig
 from realtime.features import DEFAULT_SPEC
-from realtime.scorer import CARD_FORMAT
+from realtime.scorer import CARD_FORMAT, Scorer
 from ser_train.corpora import Clip
 from ser_train.dataset import extract
 from ser_train.evaluate import evaluate
@@ -35,7 +35,7 @@ class FitConfig:
     families: tuple[str, ...] = ("logreg", "svc", "mlp", "hgb")
     folds: int = 5
     session_orders: int = 3
-    voice_factors: tuple[float, ...] = (0.85, 0.9, 0.95, 1.05, 1.1, 1.15)
+    voice_factors: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2)
     search_session_orders: int = 1
     seed: int = 0
     prior_windows: float = 2.0
@@ -155,7 +155,8 @@ def streaming_cv(clips: list[Clip], table: WindowTable, best: Candidate, fit: Fi
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             for mode in by_mode:
-                by_mode[mode].append(evaluate(path, held_clips, adapt=mode == "adapt", seed=fit.seed, progress=False))
+                by_mode[mode].append(evaluate(Scorer(path, DEFAULT_SPEC), held_clips, adapt=mode == "adapt",
+                                              seed=fit.seed, progress=False))
     return {mode: pooled(reports) for mode, reports in by_mode.items()}
 
 

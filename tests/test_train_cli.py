@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from realtime.features import DEFAULT_SPEC
+from realtime.scorer import Scorer
 from ser_train import cli
 from ser_train.corpora import scan_corpus
 from ser_train.evaluate import evaluate, session_order
@@ -25,7 +27,7 @@ def folder_corpus(root: Path) -> Path:
 @pytest.mark.parametrize("adapt", [True, False])
 def test_evaluate_counts_skips_and_silent_clips(tmp_path, tiny_model, adapt):
     clips = list(scan_corpus("folder", folder_corpus(tmp_path / "corpus")).clips)
-    report = evaluate(tiny_model, clips, adapt=adapt, progress=False)
+    report = evaluate(Scorer(tiny_model, DEFAULT_SPEC), clips, adapt=adapt, progress=False)
     assert report["skipped"] == 2                      # boredom is not a model label
     assert report["n"] == 5 and report["no_speech"] == 1
     assert report["labels"] == ["sad", "angry"]        # argmax over the labels both sides share
