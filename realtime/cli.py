@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one `ser` command; every failure ends as one ``ser: ...`` line on stderr and an exit code.
 
     2: bad input, model or device (the message says what to do); 1: an internal error
-    (its traceback is logged at DEBUG level); 130: interrupted before streaming began.
+    (its traceback is logged at DEBUG level) or an input device that vanished mid-stream
+    (after the summary); 130: interrupted before streaming began.
     """
     args = build_parser().parse_args(argv)
     try:

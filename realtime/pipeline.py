@@ -126,13 +126,14 @@ class Pipeline:
         emotion, gender = self.scorer.score(self.adapter.model_input(vector)[None, :])
         card = self.scorer.card
         smoothed = self.smoother.push(emotion[0])
-        if card.gender_trained:
+        gender_label, gender_probs = None, {}
+        if card.gender_trained:  # a model trained on one gender reports none
             self.gender_smoother.push(gender[0])
+            gender_label = card.gender_labels[int(np.argmax(gender[0]))]
+            gender_probs = dict(zip(card.gender_labels, gender[0].round(4).tolist()))
         return Event(window.kind, window.start, window.end,
                      emotion=card.labels[int(np.argmax(emotion[0]))],
                      emotion_probs=dict(zip(card.labels, emotion[0].round(4).tolist())),
-                     gender=card.gender_labels[int(np.argmax(gender[0]))] if card.gender_trained else None,
-                     gender_probs=dict(zip(card.gender_labels, gender[0].round(4).tolist()))
-                     if card.gender_trained else {},
+                     gender=gender_label, gender_probs=gender_probs,
                      smoothed_emotion=smoothed, latency_ms=(time.perf_counter() - began) * 1000.0,
                      adapted_windows=self.adapter.windows_seen, vector=vector)

@@ -88,16 +88,16 @@ def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), 
     decoded are logged and returned with no windows, so they are counted, not dropped.
     """
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
-    jobs = [(c.path, spec, vad, f, cache_dir) for f in factors for c in clips]
+    pairs = [(clip, factor) for factor in factors for clip in clips]
+    jobs = [(clip.path, spec, vad, factor, cache_dir) for clip, factor in pairs]
     results: list[ClipWindows] = []
     columns = (TextColumn("features"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress, ProcessPoolExecutor(workers) as pool:
         task = progress.add_task("features", total=len(jobs))
-        for job, result in zip(jobs, pool.map(_cached_windows, jobs, chunksize=8)):
-            clip = clips[len(results) % len(clips)]
+        for (clip, factor), result in zip(pairs, pool.map(_cached_windows, jobs, chunksize=8)):
             if isinstance(result, str):
                 log.warning("skipped %s: %s", clip.path, result)
                 result = (np.zeros((0, spec.dim)), np.zeros(0))
-            results.append(ClipWindows(clip, *result, factor=job[3]))
+            results.append(ClipWindows(clip, *result, factor=factor))
             progress.advance(task)
     return results
