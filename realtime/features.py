@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -101,6 +101,30 @@ def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
     return basis
 
 
+@dataclass(frozen=True)
+class _Workspace:
+    """Preallocated per-hop arrays for one batch of frames; :meth:`first` slices them to ``n`` hops."""
+
+    centred: np.ndarray           # (n, frame_length)
+    windowed: np.ndarray          # (n, frame_length)
+    spectrum: np.ndarray          # (n, bins), complex
+    power: np.ndarray             # (n, bins)
+    scratch: np.ndarray           # (n, bins)
+    log_power: np.ndarray         # (n, bins)
+    shape: np.ndarray             # (n + 1, bins): row 0 is the previous frame's normalised spectrum
+    autocorrelation: np.ndarray   # (n, n_fft)
+
+    @classmethod
+    def allocate(cls, frames: int, spec: FeatureSpec) -> "_Workspace":
+        bins = spec.n_fft // 2 + 1
+        real = lambda width, rows=frames: np.zeros((rows, width))  # noqa: E731
+        return cls(real(spec.frame_length), real(spec.frame_length), np.zeros((frames, bins), np.complex128),
+                   real(bins), real(bins), real(bins), real(bins, frames + 1), real(spec.n_fft))
+
+    def first(self, n: int) -> "_Workspace":
+        return _Workspace(*(getattr(self, f.name)[:n + 1 if f.name == "shape" else n] for f in fields(self)))
+
+
 class FeatureStream:
     """Per-hop frame features over an unbounded stream, computed when a window asks for them.
 
@@ -117,7 +141,7 @@ class FeatureStream:
         Seconds of audio and frame history kept for :meth:`window_vector`.
     """
 
-    batch_frames = 24          # hops per numpy batch: amortises calls; larger batches hit malloc page faults (irfft)
+    batch_frames = 64          # hops per numpy batch (a 1 s partial is 50): amortises per-call overhead
 
     def __init__(self, spec: FeatureSpec = DEFAULT_SPEC, capacity_s: float = 30.0) -> None:
         self.spec = spec
@@ -125,6 +149,8 @@ class FeatureStream:
         self._mel = mel_filterbank(spec).T.copy()
         self._dct = dct_matrix(spec.n_mels, spec.n_mfcc).T.copy()
         self._freqs = np.linspace(0.0, spec.sample_rate / 2, spec.n_fft // 2 + 1)
+        self._freqs_sq = self._freqs ** 2
+        self._work = _Workspace.allocate(self.batch_frames, spec)
         self._mel_hz = mel_to_hz(np.linspace(hz_to_mel(spec.fmin_hz), hz_to_mel(spec.fmax_hz), spec.n_mels + 2))[2:]
         self._lag_min = int(np.floor(spec.sample_rate / spec.f0_max_hz))
         self._lag_max = int(np.ceil(spec.sample_rate / spec.f0_min_hz))
@@ -177,36 +203,51 @@ class FeatureStream:
             self.frames.write(self._compute(framed))
 
     def _compute(self, framed: np.ndarray) -> np.ndarray:
-        spec = self.spec
-        framed = framed - framed.mean(axis=1, keepdims=True)  # per-frame DC removal: chunk-independent
-        spectrum = np.fft.rfft(framed * self._window, spec.n_fft)
-        power = spectrum.real ** 2 + spectrum.imag ** 2
+        """Frame vectors for ``framed`` ``(n, frame_length)``, n <= batch_frames, with no large allocation.
+
+        Every hop-sized array lives in :class:`_Workspace`: freshly allocated ones of this
+        size come from mmap and page-fault on every batch (measured: half the cost).
+        """
+        spec, n, nm = self.spec, len(framed), self.spec.n_mfcc
+        w = self._work.first(n)
+        out = np.empty((n, len(spec.frame_names)))
+        np.subtract(framed, framed.mean(axis=1, keepdims=True), out=w.centred)  # per-frame DC removal
+        np.multiply(w.centred, self._window, out=w.windowed)
+        np.fft.rfft(w.windowed, spec.n_fft, out=w.spectrum)
+        power = np.square(w.spectrum.real, out=w.power)
+        power += np.square(w.spectrum.imag, out=w.scratch)
         mel = power @ self._mel
-        mfcc = (10.0 * np.log10(mel + EPS)) @ self._dct
+        mfcc = np.matmul(10.0 * np.log10(mel + EPS), self._dct, out=out[:, :nm])
         history = mfcc[:1].repeat(spec.delta_lag, 0) if self._prev_mfcc is None else self._prev_mfcc
         stacked = np.vstack((history, mfcc))
-        delta = stacked[spec.delta_lag:] - stacked[:-spec.delta_lag]
+        np.subtract(stacked[spec.delta_lag:], stacked[:-spec.delta_lag], out=out[:, nm:2 * nm])
         self._prev_mfcc = stacked[-spec.delta_lag:]
 
         total = power.sum(axis=1) + EPS
         centroid = power @ self._freqs / total
-        bandwidth = np.sqrt(np.maximum(power @ self._freqs ** 2 / total - centroid ** 2, 0.0))
-        rolloff = self._mel_hz[np.argmax(np.cumsum(mel, axis=1) >= 0.85 * mel.sum(axis=1, keepdims=True), axis=1)]
-        flatness = np.mean(np.log(power + EPS), axis=1) - np.log(total / power.shape[1])
-        shape = power / total[:, None]
-        previous = shape[:1] if self._prev_spectrum is None else self._prev_spectrum
-        flux = np.sqrt(np.sum(np.diff(np.vstack((previous, shape)), axis=0) ** 2, axis=1))
-        self._prev_spectrum = shape[-1:]
+        cumulative = np.cumsum(mel, axis=1)
+        shape = w.shape                       # row 0: the previous frame's normalised spectrum
+        np.divide(power, total[:, None], out=shape[1:])
+        shape[0] = shape[1] if self._prev_spectrum is None else self._prev_spectrum
+        self._prev_spectrum = shape[-1].copy()
+        change = np.subtract(shape[1:], shape[:-1], out=w.scratch)
+        log_power = np.log(np.add(power, EPS, out=w.log_power), out=w.log_power)
+        sign = np.signbit(w.centred)
+        bins = power.shape[1]
+        c = 2 * nm
+        out[:, c] = 10.0 * np.log10(np.einsum("ij,ij->i", w.centred, w.centred) / spec.frame_length + EPS)
+        out[:, c + 1] = centroid / 1000.0
+        out[:, c + 2] = np.sqrt(np.maximum(power @ self._freqs_sq / total - centroid ** 2, 0.0)) / 1000.0
+        out[:, c + 3] = self._mel_hz[np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)] / 1000.0
+        out[:, c + 4] = log_power.sum(axis=1) / bins - np.log(total / bins)    # spectral flatness
+        out[:, c + 5] = np.sqrt(np.einsum("ij,ij->i", change, change))          # spectral flux
+        out[:, c + 6] = np.count_nonzero(sign[:, 1:] != sign[:, :-1], axis=1) / (spec.frame_length - 1)
+        out[:, c + 7], out[:, c + 8] = self._pitch(power, w.autocorrelation)
+        return out
 
-        energy_db = 10.0 * np.log10(np.mean(framed ** 2, axis=1) + EPS)
-        zcr = np.mean(np.signbit(framed[:, 1:]) != np.signbit(framed[:, :-1]), axis=1)
-        voicing, f0 = self._pitch(power)
-        return np.column_stack((mfcc, delta, energy_db, centroid / 1000.0, bandwidth / 1000.0, rolloff / 1000.0,
-                                flatness, flux, zcr, voicing, f0))
-
-    def _pitch(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _pitch(self, power: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Autocorrelation pitch (window-corrected), returning voicing in [0, 1] and F0 in semitones re 55 Hz."""
-        ac = np.fft.irfft(power, self.spec.n_fft)[:, :self._lag_max + 2]
+        ac = np.fft.irfft(power, self.spec.n_fft, out=work)[:, :self._lag_max + 2]
         ac = ac / (ac[:, :1] + EPS) / self._window_ac
         lo, hi = self._lag_min, self._lag_max
         peak = lo + np.argmax(ac[:, lo:hi + 1], axis=1)

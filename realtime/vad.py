@@ -74,26 +74,28 @@ class FrameVad:
         recent = np.concatenate((self._recent_db, energy_db))
         self._recent_db = recent[len(energy_db):]
         floor = sliding_min(recent, self._history)
-        return (energy_db >= floor + self._margin_db) & (energy_db >= self._absolute_db)
+        return (energy_db >= np.maximum(floor + self._margin_db, self._absolute_db)).nonzero()[0]
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Return one boolean per frame completed by ``samples``.
 
         Only frames that pass the energy gate reach webrtcvad (its state sees no others).
         """
-        buf = np.concatenate((self._pending, samples.astype(np.float32, copy=False)))
+        buf = samples.astype(np.float32, copy=False)
+        if len(self._pending):
+            buf = np.concatenate((self._pending, buf))
         n = len(buf) // self.frame_samples
-        self._pending = buf[n * self.frame_samples:]
+        self._pending = buf[n * self.frame_samples:].copy()
         speech = np.zeros(n, dtype=bool)
         if n == 0:
             return speech
         frames = buf[:n * self.frame_samples].reshape(n, self.frame_samples)
         mean = frames.sum(axis=1, dtype=np.float64) / self.frame_samples  # a DC offset is not speech
-        loud = np.flatnonzero(self._loud(frames, mean))
+        loud = self._loud(frames, mean)
         if len(loud):
-            pcm = (np.clip(frames[loud] - mean[loud, None], -1.0, 1.0) * 32767.0).astype(np.int16)
+            pcm = ((frames[loud] - mean[loud, None]).clip(-1.0, 1.0) * 32767.0).astype(np.int16)
             is_speech, rate = self._vad.is_speech, self.sample_rate
-            speech[loud] = [is_speech(frame.tobytes(), rate) for frame in pcm]
+            speech[loud] = [is_speech(frame, rate) for frame in pcm.view(np.uint8)]  # rows of bytes
         return speech
 
 
