@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS")
+from realtime.threads import THREAD_VARS
 
 
 def pin_one_thread() -> dict[str, str]:

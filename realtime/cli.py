@@ -9,9 +9,13 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from realtime.features import DEFAULT_SPEC
-from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer
-from realtime.sources import DEFAULT_BLOCK, SourceError
+from realtime.threads import one_maths_thread
+
+one_maths_thread()   # before numpy is imported
+
+from realtime.features import DEFAULT_SPEC  # noqa: E402
+from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer  # noqa: E402
+from realtime.sources import DEFAULT_BLOCK, SourceError  # noqa: E402
 
 log = logging.getLogger("ser")
 

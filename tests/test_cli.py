@@ -1,11 +1,13 @@
 import builtins
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from realtime import cli
+from realtime.threads import THREAD_VARS
 
 
 def run_ser(*args: str) -> subprocess.CompletedProcess:
@@ -110,3 +112,16 @@ def test_sigterm_ends_a_run_with_the_summary(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "summary:" in err
     assert records(out.read_text())[-1]["type"] == "stats"
+
+
+def test_ser_defaults_blas_to_one_thread_but_keeps_the_users_choice():
+    """A multi-threaded BLAS spins idle workers after every small product (see realtime.threads)."""
+    probe = ("import os, realtime.cli, threadpoolctl; "
+             "print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_NUM_THREADS'], "
+             "max(p['num_threads'] for p in threadpoolctl.threadpool_info()))")
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["1", "1", "1"]
+    env["OMP_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split()[:2] == ["1", "2"]
