@@ -68,7 +68,8 @@ class FrameVad:
         self._recent_db = np.full(self._history - 1, np.inf)
 
     def _loud(self, frames: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """Energy gate per frame, DC excluded; each frame's noise floor uses only frames up to itself."""
+        """Indices of the frames that pass the energy gate (DC excluded); each frame's noise floor
+        uses only frames up to itself."""
         power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self.frame_samples - mean * mean
         energy_db = 10.0 * np.log10(np.maximum(power, 0.0) + 1e-12)
         recent = np.concatenate((self._recent_db, energy_db))
