@@ -86,9 +86,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
         duration = source.duration_s
     sinks = [JsonlSink(args.jsonl)] if args.jsonl else []
     card = scorer.card
-    monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
-                      adapting=not args.no_adapt)
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)
+    monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
+                      adapting=pipeline.adapter.config.enabled)
     previous = signal.signal(signal.SIGTERM, _terminate)  # systemd's stop: end like Ctrl-C, with the summary
     try:
         if args.headless:
