@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,9 @@ class SpeakerAdapter:
 
     Window ``n`` is normalised with statistics of windows ``1..n`` only, so the
     adapter never sees the future. Parameters are the population mean and standard
-    deviation of the raw window vectors, shape ``(dim,)``.
+    deviation of the raw values, shape ``(dim,)``. A window is either one vector
+    ``(dim,)`` or a matrix of frames ``(n_frames, dim)``, whose mean and second moment
+    then count as one window.
     """
 
     def __init__(self, pop_mean: np.ndarray, pop_std: np.ndarray, config: AdaptConfig = AdaptConfig()) -> None:
@@ -38,17 +41,18 @@ class SpeakerAdapter:
         self._sum_sq = np.zeros_like(self.pop_mean)
 
     def update(self, x: np.ndarray) -> None:
-        """Fold one completed window into the session statistics."""
+        """Fold one completed window, ``(dim,)`` or ``(n_frames, dim)``, into the session statistics."""
         if not self.config.enabled:
             return
+        rows = np.atleast_2d(x)
         f = self.config.forgetting
         self.weight = f * self.weight + 1.0
-        self._sum = f * self._sum + x
-        self._sum_sq = f * self._sum_sq + x * x
+        self._sum = f * self._sum + rows.mean(axis=0)
+        self._sum_sq = f * self._sum_sq + (rows * rows).mean(axis=0)
         self.windows_seen += 1
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        """Standardise ``x`` (shape ``(dim,)``) with the current shrunk session statistics."""
+        """Standardise ``x`` (``(dim,)`` or ``(n_frames, dim)``) with the current shrunk session statistics."""
         k = self.config.prior_windows
         total = k + self.weight
         mean = (k * self.pop_mean + self._sum) / total
@@ -57,22 +61,22 @@ class SpeakerAdapter:
         return ((x - mean) / std).astype(np.float32)
 
     def model_input(self, x: np.ndarray) -> np.ndarray:
-        """The scorer's input ``(2 * dim,)``: speaker-adapted z-scores, then population z-scores.
+        """The scorer's input, last axis ``2 * dim``: speaker-adapted z-scores, then population z-scores.
 
         The population half keeps absolute cues (pitch level, timbre) that gender needs
         and that per-speaker normalisation removes by design.
         """
         population = (x - self.pop_mean) / np.sqrt(self.pop_var)
-        return np.concatenate((self.normalize(x), population.astype(np.float32)))
+        return np.concatenate((self.normalize(x), population.astype(np.float32)), axis=-1)
 
 
-def normalize_session(vectors: np.ndarray, adapter: SpeakerAdapter) -> np.ndarray:
+def normalize_session(windows: Iterable[np.ndarray], adapter: SpeakerAdapter) -> list[np.ndarray]:
     """Model inputs for a session's windows in order, each seeing only itself and earlier ones."""
     adapter.reset()
-    out = np.empty((len(vectors), 2 * vectors.shape[1]), dtype=np.float32)
-    for i, x in enumerate(vectors):
+    out = []
+    for x in windows:
         adapter.update(x)
-        out[i] = adapter.model_input(x)
+        out.append(adapter.model_input(x))
     return out
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from realtime.adapt import AdaptConfig, Smoother, SpeakerAdapter
-from realtime.features import FeatureSpec, FeatureStream
+from realtime.features import FeatureSpec, FeatureStream, functionals
 from realtime.scorer import Scorer
 from realtime.vad import FrameVad, VadConfig, WindowEvent, Windower
 
@@ -36,15 +37,25 @@ class Event:
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
+class Window(NamedTuple):
+    """A window event with its raw vector (None for ``speech_start``) and, when kept, its frames."""
+
+    event: WindowEvent
+    vector: np.ndarray | None
+    frames: np.ndarray | None = None
+
+
 class WindowFeaturizer:
     """Frame features and VAD windows over one stream; yields each window with its raw vector.
 
+    With ``keep_frames`` each window also carries its frame matrix ``(n_frames, n_frame_columns)``.
     This is the part of the pipeline that training and evaluation share with serving.
     """
 
-    def __init__(self, spec: FeatureSpec, vad: VadConfig = VadConfig()) -> None:
+    def __init__(self, spec: FeatureSpec, vad: VadConfig = VadConfig(), keep_frames: bool = False) -> None:
         history_s = vad.max_window_s + vad.min_silence_ms / 1000 + vad.preroll_ms / 1000 + 2.0
         self.spec = spec
+        self.keep_frames = keep_frames
         self.features = FeatureStream(spec, capacity_s=history_s)
         self.frame_vad = FrameVad(spec.sample_rate, spec.hop_length, vad)
         self.windower = Windower(spec.sample_rate, spec.hop_length, vad)
@@ -56,22 +67,23 @@ class WindowFeaturizer:
         self.frame_vad.reset()
         self.windower.reset()
 
-    def push(self, samples: np.ndarray) -> list[tuple[WindowEvent, np.ndarray | None]]:
-        """Consume mono samples; return completed windows and their vectors (None for speech_start)."""
+    def push(self, samples: np.ndarray) -> list[Window]:
+        """Consume mono samples; return the windows they complete."""
         step = self._max_push
         if len(samples) > step:  # in steps, so each window reads its frames before the ring overwrites them
-            return [pair for i in range(0, len(samples), step) for pair in self.push(samples[i:i + step])]
+            return [window for i in range(0, len(samples), step) for window in self.push(samples[i:i + step])]
         self.features.push(samples)
-        return [self._with_vector(w) for w in self.windower.push(self.frame_vad.push(samples))]
+        return [self._window(w) for w in self.windower.push(self.frame_vad.push(samples))]
 
-    def flush(self) -> list[tuple[WindowEvent, np.ndarray | None]]:
+    def flush(self) -> list[Window]:
         """End of stream: close any open window."""
-        return [self._with_vector(w) for w in self.windower.flush()]
+        return [self._window(w) for w in self.windower.flush()]
 
-    def _with_vector(self, window: WindowEvent) -> tuple[WindowEvent, np.ndarray | None]:
-        if window.kind == "speech_start":
-            return window, None
-        return window, self.features.window_vector(window.start, window.end)
+    def _window(self, event: WindowEvent) -> Window:
+        if event.kind == "speech_start":
+            return Window(event, None)
+        frames = self.features.frames_between(*self.features.frame_range(event.start, event.end))
+        return Window(event, functionals(frames, self.spec), frames if self.keep_frames else None)
 
 
 class Pipeline:
@@ -91,9 +103,11 @@ class Pipeline:
         card = scorer.card
         self.scorer = scorer
         self.sample_rate = card.spec.sample_rate
-        self.windows = WindowFeaturizer(card.spec, vad)
+        self.windows = WindowFeaturizer(card.spec, vad, keep_frames=card.uses_frames)
         adapt_config = AdaptConfig(card.adapt.prior_windows, card.adapt.forgetting, enabled=adapt)
         self.adapter = SpeakerAdapter(card.pop_mean, card.pop_std, adapt_config)
+        self.frame_adapter = (SpeakerAdapter(card.frame_pop_mean, card.frame_pop_std, adapt_config)
+                              if card.uses_frames else None)
         self.smoother = Smoother(card.labels)
         self.gender_smoother = Smoother(card.gender_labels)
 
@@ -105,25 +119,31 @@ class Pipeline:
         """Start a new speaker session: stream state, adaptation and smoothing."""
         self.reset_stream()
         self.adapter.reset()
+        if self.frame_adapter is not None:
+            self.frame_adapter.reset()
         self.smoother.reset()
         self.gender_smoother.reset()
 
     def push(self, samples: np.ndarray) -> list[Event]:
         """Consume float32 mono samples; return the events they complete."""
         began = time.perf_counter()
-        return [self._event(w, v, began) for w, v in self.windows.push(samples)]
+        return [self._event(w, began) for w in self.windows.push(samples)]
 
     def flush(self) -> list[Event]:
         """End of stream: close any open window."""
         began = time.perf_counter()
-        return [self._event(w, v, began) for w, v in self.windows.flush()]
+        return [self._event(w, began) for w in self.windows.flush()]
 
-    def _event(self, window: WindowEvent, vector: np.ndarray | None, began: float) -> Event:
+    def _event(self, found: Window, began: float) -> Event:
+        window, vector, frames = found
         if vector is None:
             return Event("speech_start", window.start, window.end)
         if window.kind == "segment":
             self.adapter.update(vector)
-        emotion, gender = self.scorer.score(self.adapter.model_input(vector)[None, :])
+            if self.frame_adapter is not None:
+                self.frame_adapter.update(frames)
+        frame_input = None if self.frame_adapter is None else self.frame_adapter.model_input(frames)[None]
+        emotion, gender = self.scorer.score(self.adapter.model_input(vector)[None, :], frame_input)
         card = self.scorer.card
         smoothed = self.smoother.push(emotion[0])
         gender_label, gender_probs = None, {}

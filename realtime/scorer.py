@@ -14,6 +14,7 @@ from realtime.features import FeatureSpec
 
 CARD_FORMAT = 1
 INPUT_NAME = "features"
+FRAMES_INPUT = "frames"
 EMOTION_OUTPUT = "emotion_probabilities"
 GENDER_OUTPUT = "gender_probabilities"
 DEFAULT_MODEL = Path(str(resources.files("realtime.models") / "ser-ravdess.onnx"))
@@ -37,6 +38,13 @@ class ModelCard:
     adapt: AdaptConfig
     gender_trained: bool
     raw: dict
+    frame_pop_mean: np.ndarray | None = None   # frame-model members only: the frame columns' population
+    frame_pop_std: np.ndarray | None = None
+
+    @property
+    def uses_frames(self) -> bool:
+        """Whether the graph also scores the window's frames (a frame-level ensemble member)."""
+        return self.frame_pop_mean is not None
 
     @classmethod
     def load(cls, path: Path, runtime_spec: FeatureSpec) -> "ModelCard":
@@ -61,7 +69,8 @@ class ModelCard:
                        pop_std=np.asarray(adaptation["pop_std"], dtype=np.float64),
                        adapt=AdaptConfig(prior_windows=float(adaptation["prior_windows"]),
                                          forgetting=float(adaptation["forgetting"])),
-                       gender_trained=bool(raw.get("gender_trained", True)), raw=raw)
+                       gender_trained=bool(raw.get("gender_trained", True)), raw=raw,
+                       **_frame_stats(raw.get("frame_model")))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelError):
                 raise
@@ -69,13 +78,23 @@ class ModelCard:
         if raw.get("feature_spec_hash") != runtime_spec.hash() or spec != runtime_spec:
             raise ModelError(f"model {path.stem} was trained with feature spec {raw.get('feature_spec_hash')}, "
                              f"but this runtime computes {runtime_spec.hash()}; {RETRAIN_HINT}")
-        if len(card.pop_mean) != spec.dim or len(card.pop_std) != spec.dim:
+        columns = len(spec.frame_names)
+        if (len(card.pop_mean) != spec.dim or len(card.pop_std) != spec.dim
+                or card.uses_frames and (len(card.frame_pop_mean) != columns or len(card.frame_pop_std) != columns)):
             raise ModelError(f"model card {path} has adaptation statistics of the wrong size; {RETRAIN_HINT}")
         return card
 
 
+def _frame_stats(frame_model: dict | None) -> dict:
+    """The frame member's population statistics from the card's ``frame_model`` entry, if any."""
+    if frame_model is None:
+        return {}
+    return {"frame_pop_mean": np.asarray(frame_model["pop_mean"], dtype=np.float64),
+            "frame_pop_std": np.asarray(frame_model["pop_std"], dtype=np.float64)}
+
+
 class Scorer:
-    """Emotion and gender probabilities for normalised window vectors.
+    """Emotion and gender probabilities for normalised window vectors (and frames, for frame ensembles).
 
     Parameters
     ----------
@@ -114,13 +133,28 @@ class Scorer:
                              f"{RETRAIN_HINT}")
         if not {EMOTION_OUTPUT, GENDER_OUTPUT} <= outputs:
             raise ModelError(f"model {model_path} lacks outputs {EMOTION_OUTPUT}/{GENDER_OUTPUT}; {RETRAIN_HINT}")
-        emotion, gender = self.score(np.zeros((1, dim), dtype=np.float32))
+        channels = 2 * len(self.card.spec.frame_names)
+        if (FRAMES_INPUT in inputs) != self.card.uses_frames or (
+                self.card.uses_frames and inputs[FRAMES_INPUT][-1] not in (channels, None, "None")):
+            raise ModelError(f"model {model_path} and its card disagree about the '{FRAMES_INPUT}' input "
+                             f"(width {channels}); {RETRAIN_HINT}")
+        frames = np.zeros((1, 1, channels), dtype=np.float32) if self.card.uses_frames else None
+        emotion, gender = self.score(np.zeros((1, dim), dtype=np.float32), frames)
         if emotion.shape[1] != len(self.card.labels) or gender.shape[1] != len(self.card.gender_labels):
             raise ModelError(f"model {model_path} outputs {emotion.shape[1]} emotions and {gender.shape[1]} genders "
                              f"but its card lists {len(self.card.labels)} and {len(self.card.gender_labels)}; "
                              f"{RETRAIN_HINT}")
 
-    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Emotion ``(n, n_labels)`` and gender ``(n, 2)`` probabilities for model inputs ``(n, 2 * spec.dim)``."""
-        emotion, gender = self._session.run([EMOTION_OUTPUT, GENDER_OUTPUT], {INPUT_NAME: x.astype(np.float32)})
+    def score(self, x: np.ndarray, frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Emotion ``(n, n_labels)`` and gender ``(n, 2)`` probabilities for model inputs ``(n, 2 * spec.dim)``.
+
+        A frame ensemble scores one window at a time (n = 1) and also needs its
+        normalised frames ``(1, n_frames, 2 * n_frame_columns)``.
+        """
+        feeds = {INPUT_NAME: x.astype(np.float32)}
+        if self.card.uses_frames:
+            if frames is None:
+                raise ValueError(f"model {self.card.name} scores frames too; pass them")
+            feeds[FRAMES_INPUT] = frames.astype(np.float32)
+        emotion, gender = self._session.run([EMOTION_OUTPUT, GENDER_OUTPUT], feeds)
         return np.asarray(emotion, dtype=np.float64), np.asarray(gender, dtype=np.float64)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ser_train.frame_model import FrameModelConfig
+
 log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")
 
@@ -34,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--families", default="logreg,svc,mlp,hgb", help="classifier families to search")
     fit.add_argument("--folds", type=int, default=5)
     fit.add_argument("--no-streaming-cv", action="store_true", help="skip the per-fold replay through the pipeline")
+    fit.add_argument("--no-frame-model", action="store_true",
+                     help="window model only: no frame CNN in the ensemble (no PyTorch needed)")
+    fit.add_argument("--frame-epochs", type=int, default=FrameModelConfig.epochs,
+                     help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
 
     ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it")
@@ -80,8 +86,11 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     else:
         labels = tuple(label for label in LABELS if label in present)
     clips = [c for c in clips if c.label in labels]
+    if args.frame_epochs < 1:
+        raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
     config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
-                       streaming_cv=not args.no_streaming_cv)
+                       streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
+                       frame=FrameModelConfig(epochs=args.frame_epochs))
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")

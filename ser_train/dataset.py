@@ -23,11 +23,13 @@ from ser_train.corpora import Clip
 log = logging.getLogger(__name__)
 DEFAULT_CACHE = Path(os.environ.get("SER_CACHE", Path.home() / ".cache" / "ser-train"))
 EXTRACT_BLOCK = 16000         # samples per push; features do not depend on it
+CACHE_LAYOUT = 2              # 2: frames are cached beside the vectors
 
 
 @dataclass(frozen=True)
 class ClipWindows:
-    """The segment windows found in one clip: ``vectors`` ``(n, dim)``, ``durations_s`` ``(n,)``.
+    """The segment windows found in one clip: ``vectors`` ``(n, dim)``, ``durations_s`` ``(n,)``
+    and each window's frames (float32, ``(n_frames, n_frame_columns)``).
 
     ``factor`` != 1 marks a voice-perturbed copy (see :func:`clip_windows`).
     """
@@ -35,49 +37,58 @@ class ClipWindows:
     clip: Clip
     vectors: np.ndarray
     durations_s: np.ndarray
+    frames: tuple[np.ndarray, ...]
     factor: float = 1.0
 
 
-def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Replay one file through the serving windower; return segment vectors and durations.
+Extracted = tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]
+
+
+def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 1.0) -> Extracted:
+    """Replay one file through the serving windower; return segment vectors, durations and frames.
 
     With ``factor`` != 1 the file is decoded at ``factor * sample_rate`` and played at
     ``sample_rate``: pitch and formants scale by ``1 / factor`` (a new voice for training).
     """
-    featurizer = WindowFeaturizer(spec, vad)
-    vectors, durations = [], []
+    featurizer = WindowFeaturizer(spec, vad, keep_frames=True)
+    vectors, durations, frames = [], [], []
     source = FileSource(path, int(round(spec.sample_rate * factor)), block=EXTRACT_BLOCK, speed=0)
     batches = [featurizer.push(chunk.samples) for chunk in source] + [featurizer.flush()]
-    for window, vector in itertools.chain.from_iterable(batches):
-        if window.kind == "segment":
-            vectors.append(vector)
-            durations.append((window.end - window.start) / spec.sample_rate)
-    return (np.array(vectors, dtype=np.float64).reshape(-1, spec.dim), np.array(durations, dtype=np.float64))
+    for window in itertools.chain.from_iterable(batches):
+        if window.event.kind == "segment":
+            vectors.append(window.vector)
+            durations.append((window.event.end - window.event.start) / spec.sample_rate)
+            frames.append(window.frames.astype(np.float32))
+    return (np.array(vectors, dtype=np.float64).reshape(-1, spec.dim), np.array(durations, dtype=np.float64),
+            tuple(frames))
 
 
 def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float) -> str:
     stat = path.stat()
-    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad), factor],
-                      sort_keys=True)
+    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad), factor,
+                       CACHE_LAYOUT], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, Path | None]) -> tuple[np.ndarray, np.ndarray] | str:
+def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, Path | None]) -> Extracted | str:
     path, spec, vad, factor, cache_dir = args
     target = cache_dir / spec.hash() / f"{_cache_key(path, spec, vad, factor)}.npz" if cache_dir else None
     if target is not None and target.exists():
         with np.load(target) as data:
-            return data["vectors"], data["durations"]
+            frames = np.split(data["frames"], np.cumsum(data["frame_counts"])[:-1])
+            return data["vectors"], data["durations"], tuple(frames) if len(data["durations"]) else ()
     try:
-        vectors, durations = clip_windows(path, spec, vad, factor)
+        vectors, durations, frames = clip_windows(path, spec, vad, factor)
     except SourceError as exc:
         return str(exc)
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp.npz")
-        np.savez(tmp, vectors=vectors, durations=durations)
+        columns = len(spec.frame_names)
+        np.savez(tmp, vectors=vectors, durations=durations, frame_counts=np.array([len(f) for f in frames], dtype=int),
+                 frames=np.concatenate(frames) if frames else np.zeros((0, columns), np.float32))
         tmp.replace(target)
-    return vectors, durations
+    return vectors, durations, frames
 
 
 def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), factors: tuple[float, ...] = (1.0,),
@@ -97,7 +108,7 @@ def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), 
         for (clip, factor), result in zip(pairs, pool.map(_cached_windows, jobs, chunksize=8)):
             if isinstance(result, str):
                 log.warning("skipped %s: %s", clip.path, result)
-                result = (np.zeros((0, spec.dim)), np.zeros(0))
+                result = (np.zeros((0, spec.dim)), np.zeros(0), ())
             results.append(ClipWindows(clip, *result, factor=factor))
             progress.advance(task)
     return results

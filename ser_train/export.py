@@ -12,7 +12,8 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.base import ClassifierMixin
 
-from realtime.scorer import EMOTION_OUTPUT, GENDER_OUTPUT, INPUT_NAME, Scorer
+from realtime.scorer import EMOTION_OUTPUT, FRAMES_INPUT, GENDER_OUTPUT, INPUT_NAME, Scorer
+from ser_train.frame_model import LOGITS_NAME, FrameMember
 
 TARGET_OPSET = 17
 EQUALITY_ATOL = 1e-4
@@ -43,10 +44,29 @@ def _uniform_gender() -> list[onnx.NodeProto]:
     ]
 
 
-def merge_heads(emotion: ClassifierMixin, gender: ClassifierMixin | None, dim: int) -> onnx.ModelProto:
+def _frame_blend(member: FrameMember, window_emotion: str) -> tuple[onnx.ModelProto, list[onnx.NodeProto]]:
+    """The frame CNN (prefixed) and nodes blending its softmax with the window model's emotion probabilities."""
+    cnn = onnx.compose.add_prefix(member.to_onnx(), "frm_")
+    w = member.weight
+    nodes = [helper.make_node("Identity", [FRAMES_INPUT], [cnn.graph.input[0].name], name="fanout_frames"),
+             *cnn.graph.node,
+             helper.make_node("Softmax", [f"frm_{LOGITS_NAME}"], ["frm_probabilities"], axis=-1),
+             helper.make_node("Constant", [], ["frm_weight"], value=helper.make_tensor("w", onnx.TensorProto.FLOAT, [], [w])),
+             helper.make_node("Constant", [], ["win_weight"],
+                              value=helper.make_tensor("v", onnx.TensorProto.FLOAT, [], [1.0 - w])),
+             helper.make_node("Mul", ["frm_probabilities", "frm_weight"], ["frm_share"]),
+             helper.make_node("Mul", [window_emotion, "win_weight"], ["win_share"]),
+             helper.make_node("Add", ["win_share", "frm_share"], [EMOTION_OUTPUT], name="blend")]
+    return cnn, nodes
+
+
+def merge_heads(emotion: ClassifierMixin, gender: ClassifierMixin | None, dim: int,
+                frame_member: FrameMember | None = None) -> onnx.ModelProto:
     """One graph: input ``features`` (n, dim) -> ``emotion_probabilities`` and ``gender_probabilities``.
 
     ``gender=None`` (no second gender in the training data) yields a uniform gender output.
+    With ``frame_member`` the graph also takes ``frames`` (1, T, channels), and the emotion
+    output is the weighted mean of both members' probabilities (one window per call).
     """
     heads = {EMOTION_OUTPUT: _head(emotion, dim, "emo_")}
     if gender is not None:
@@ -61,15 +81,25 @@ def merge_heads(emotion: ClassifierMixin, gender: ClassifierMixin | None, dim: i
         nodes.extend(graph.node)
         initializers.extend(graph.initializer)
         probabilities = next(o.name for o in graph.output if o.name.endswith("probabilities"))
-        nodes.append(helper.make_node("Identity", [probabilities], [public], name=f"out_{public}"))
+        blended = public == EMOTION_OUTPUT and frame_member is not None
+        nodes.append(helper.make_node("Identity", [probabilities], ["win_emotion" if blended else public],
+                                      name=f"out_{public}"))
         outputs.append(helper.make_tensor_value_info(public, onnx.TensorProto.FLOAT, [None, None]))
         opsets.update({o.domain: max(o.version, opsets.get(o.domain, 0)) for o in head.opset_import})
-    graph = helper.make_graph(nodes, "ser_emotion_gender",
-                              [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, [None, dim])],
-                              outputs, initializer=initializers)
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, [None, dim])]
+    ir_version = heads[EMOTION_OUTPUT].ir_version
+    if frame_member is not None:
+        cnn, blend = _frame_blend(frame_member, "win_emotion")
+        nodes.extend(blend)
+        initializers.extend(cnn.graph.initializer)
+        channels = cnn.graph.input[0].type.tensor_type.shape.dim[2].dim_value
+        inputs.append(helper.make_tensor_value_info(FRAMES_INPUT, onnx.TensorProto.FLOAT, [1, None, channels]))
+        opsets.update({o.domain: max(o.version, opsets.get(o.domain, 0)) for o in cnn.opset_import})
+        ir_version = max(ir_version, cnn.ir_version)
+    graph = helper.make_graph(nodes, "ser_emotion_gender", inputs, outputs, initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
                               producer_name="ser-train")
-    model.ir_version = heads[EMOTION_OUTPUT].ir_version
+    model.ir_version = ir_version
     onnx.checker.check_model(model)
     return model
 
@@ -83,8 +113,10 @@ def write_model(out: Path, model: onnx.ModelProto, card: dict) -> tuple[Path, Pa
     return onnx_path, card_path
 
 
-def check_equality(onnx_path: Path, emotion: ClassifierMixin, gender: ClassifierMixin | None, x: np.ndarray) -> float:
-    """Max absolute difference between the runtime's ONNX scores and sklearn's predict_proba.
+def check_equality(onnx_path: Path, emotion: ClassifierMixin, gender: ClassifierMixin | None, x: np.ndarray,
+                   frame_member: FrameMember | None = None, frames: list[np.ndarray] | None = None) -> float:
+    """Max absolute difference between the runtime's ONNX scores and sklearn's predict_proba
+    (blended with PyTorch's, for a frame ensemble, whose ``frames`` pair with the rows of ``x``).
 
     Raises
     ------
@@ -95,9 +127,16 @@ def check_equality(onnx_path: Path, emotion: ClassifierMixin, gender: Classifier
 
     scorer = Scorer(onnx_path, DEFAULT_SPEC)
     x = x.astype(np.float32)
-    got_emotion, got_gender = scorer.score(x)
+    want_emotion = emotion.predict_proba(x)
+    if frame_member is None:
+        got_emotion, got_gender = scorer.score(x)
+    else:
+        frames = [f.astype(np.float32) for f in frames]
+        want_emotion = (1 - frame_member.weight) * want_emotion + frame_member.weight * frame_member.predict_proba(frames)
+        scored = [scorer.score(x[i:i + 1], frames[i][None]) for i in range(len(x))]
+        got_emotion, got_gender = (np.vstack(part) for part in zip(*scored))
     want_gender = np.full((len(x), 2), 0.5) if gender is None else gender.predict_proba(x)
-    diff = max(np.abs(got_emotion - emotion.predict_proba(x)).max(), np.abs(got_gender - want_gender).max())
+    diff = max(np.abs(got_emotion - want_emotion).max(), np.abs(got_gender - want_gender).max())
     if diff > EQUALITY_ATOL:
         raise ExportError(f"ONNX probabilities differ from scikit-learn by {diff:.2e} (> {EQUALITY_ATOL})")
     return float(diff)

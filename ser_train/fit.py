@@ -12,16 +12,18 @@ import numpy as np
 from rich.console import Console
 from sklearn.model_selection import GroupKFold
 
-from realtime.adapt import AdaptConfig
+from realtime.adapt import AdaptConfig, SpeakerAdapter
 from realtime.features import DEFAULT_SPEC
 from realtime.scorer import CARD_FORMAT, Scorer
 from ser_train.corpora import Clip
 from ser_train.dataset import extract
 from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
+from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
 from ser_train.metrics import clip_probabilities, emotion_report
 from ser_train.models import Candidate, candidates, gender_classifier
-from ser_train.sessions import GENDERS, WindowTable, normalized, training_rows, window_table
+from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_frames, population_stats, training_rows,
+                                window_table)
 
 log = logging.getLogger(__name__)
 LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
@@ -41,6 +43,8 @@ class FitConfig:
     prior_windows: float = 2.0
     forgetting: float = 0.98
     streaming_cv: bool = True
+    frame_model: bool = True       # ensemble the window model with the frame CNN (needs PyTorch)
+    frame: FrameModelConfig = FrameModelConfig()
 
 
 def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders: int):
@@ -52,6 +56,33 @@ def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders:
     genders = table.gender[rows][known]
     gender = gender_classifier().fit(z[known], genders) if len(np.unique(genders)) == 2 else None
     return emotion, gender, adapter, z
+
+
+def _fit_frame_member(table: WindowTable, fit: FitConfig) -> FrameMember:
+    """Train the frame CNN on ``table``'s windows, normalised as served under several session orders and cold."""
+    from ser_train.frame_model import train_frame_member
+
+    adapter = SpeakerAdapter(*population_stats(np.concatenate(table.frames).astype(np.float64)),
+                             AdaptConfig(fit.prior_windows, fit.forgetting))
+    parts = [normalized_frames(table, adapter, "adapt", fit.seed + k) for k in range(fit.frame.session_orders)]
+    parts.append(normalized_frames(table, adapter, "cold"))
+    variants: list[list[np.ndarray]] = [[] for _ in range(len(table.label))]
+    for inputs, rows in parts:
+        for z, row in zip(inputs, rows):
+            variants[row].append(z)
+    return train_frame_member(variants, table.label, len(table.labels), int((table.factor == 1.0).sum()), adapter,
+                              fit.frame, fit.seed)
+
+
+def _export(out: Path, table: WindowTable, candidate: Candidate, fit: FitConfig, labels: tuple[str, ...],
+            corpora: list[str], metrics: dict, orders: int) -> tuple:
+    """Fit the heads (and the frame member) on ``table`` and write ``out.onnx`` with its card."""
+    emotion, gender, adapter, z = _fit_heads(table, candidate, fit, orders)
+    member = _fit_frame_member(table, fit) if fit.frame_model else None
+    card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender is not None, member)
+    graph = merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim, member)
+    onnx_path, _ = write_model(out, graph, card)
+    return onnx_path, graph, card, emotion, gender, member, z
 
 
 def speaker_splits(table: WindowTable, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -86,8 +117,8 @@ def _fold_scores(table: WindowTable, candidate: Candidate, fit: FitConfig, split
 
 
 def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], fit: FitConfig, metrics: dict,
-               gender_trained: bool = True) -> dict:
-    return {"format": CARD_FORMAT, "name": name, "labels": list(labels), "gender_labels": list(GENDERS),
+               gender_trained: bool = True, frame_member: FrameMember | None = None) -> dict:
+    card = {"format": CARD_FORMAT, "name": name, "labels": list(labels), "gender_labels": list(GENDERS),
             "gender_trained": gender_trained,
             "sample_rate": DEFAULT_SPEC.sample_rate, "feature_spec": asdict(DEFAULT_SPEC),
             "feature_spec_hash": DEFAULT_SPEC.hash(), "feature_dim": DEFAULT_SPEC.dim, "model_input_dim": 2 * DEFAULT_SPEC.dim,
@@ -97,11 +128,20 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
             "training": {"corpora": corpora, "fit_config": asdict(fit),
                          "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
             "metrics": metrics, "licence": LICENCE}
+    if frame_member is not None:
+        card["frame_model"] = {
+            "input": f"frames (1, n_frames, {2 * len(DEFAULT_SPEC.frame_names)}): each frame column speaker-adapted "
+                     f"then population z-scored with these statistics and the adaptation prior above",
+            "weight": frame_member.weight, "pop_mean": frame_member.adapter.pop_mean.round(6).tolist(),
+            "pop_std": np.sqrt(frame_member.adapter.pop_var).round(6).tolist()}
+    return card
 
 
 def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], out: Path, fit: FitConfig,
               console: Console) -> dict:
     """Search, fit, export and document a model; return its card."""
+    if fit.frame_model and not torch_available():
+        raise ValueError(TORCH_HINT)
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors)), labels)
     speakers = np.unique(table.speaker)
     folds = min(fit.folds, len(speakers))
@@ -122,41 +162,49 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     best_row = max(search, key=lambda r: r["adapt_uar"] + r["cold_uar"])
     best = next(c for c in candidates(list(fit.families)) if c.name == best_row["candidate"])
     console.print(f"chosen: {best.name}")
+    frame_note = (f", together with the frame CNN (trained on the same windows' frames, "
+                  f"{fit.frame.session_orders} session orders + cold, {fit.frame.epochs} epochs; ensemble weight "
+                  f"{fit.frame.weight:g}, fixed in advance)") if fit.frame_model else ""
     metrics: dict = {"model_search": search, "chosen": best.name,
                      "protocol": f"{folds}-fold GroupKFold by speaker. Model search: each candidate trained on the "
                                  f"training folds' real audio ({fit.search_session_orders} simulated session order + cold "
                                  f"windows), ranked by adapted + cold UAR on the held-out folds. The chosen candidate is "
                                  f"retrained per fold with voice-perturbed copies (factors {list(fit.voice_factors)}) of "
-                                 f"the training speakers only and {fit.session_orders} session orders, exported to ONNX, "
+                                 f"the training speakers only and {fit.session_orders} session orders"
+                                 f"{frame_note}, exported to ONNX, "
                                  f"and every held-out clip is replayed through the streaming pipeline (streaming_cv). "
                                  f"Clip decision = duration-weighted mean of its VAD segments; a clip with no speech "
                                  f"counts as an error."}
     if fit.streaming_cv:
-        metrics["streaming_cv"] = streaming_cv(clips, table, best, fit, splits, labels, corpora)
-    emotion, gender, adapter, z = _fit_heads(table, best, fit, fit.session_orders)
-    card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender_trained=gender is not None)
-    graph = merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim)
-    onnx_path, _ = write_model(out, graph, card)
-    card["metrics"]["onnx_max_abs_diff"] = check_equality(onnx_path, emotion, gender, z[:500])
+        metrics["streaming_cv"] = streaming_cv(clips, table, best, fit, splits, labels, corpora, console)
+    onnx_path, graph, card, emotion, gender, member, z = _export(out, table, best, fit, labels, corpora, metrics,
+                                                                 fit.session_orders)
+    if member is None:
+        diff = check_equality(onnx_path, emotion, gender, z[:500])
+    else:
+        frames, _ = normalized_frames(table.subset(np.arange(min(50, len(z)))), member.adapter, "cold")
+        diff = check_equality(onnx_path, emotion, gender, z[:len(frames)], member, frames)
+    card["metrics"]["onnx_max_abs_diff"] = diff
     card["metrics"]["model_bytes"] = onnx_path.stat().st_size
     write_model(out, graph, card)
     return card
 
 
 def streaming_cv(clips: list[Clip], table: WindowTable, best: Candidate, fit: FitConfig, splits: list,
-                 labels: tuple[str, ...], corpora: list[str]) -> dict:
+                 labels: tuple[str, ...], corpora: list[str], console: Console) -> dict:
     """Per fold, export the model and replay the held-out speakers' clips through the pipeline."""
     by_mode: dict[str, list[dict]] = {"adapt": [], "cold": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k, (train, test) in enumerate(splits):
-            emotion, gender, adapter, _ = _fit_heads(table.subset(train), best, fit, fit.session_orders)
-            path, _ = write_model(Path(tmp) / f"fold{k}", merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim),
-                                  model_card(f"fold{k}", labels, adapter, corpora, fit, {}, gender is not None))
+            path = _export(Path(tmp) / f"fold{k}", table.subset(train), best, fit, labels, corpora, {},
+                           fit.session_orders)[0]
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             for mode in by_mode:
                 by_mode[mode].append(evaluate(Scorer(path, DEFAULT_SPEC), held_clips, adapt=mode == "adapt",
                                               seed=fit.seed, progress=False))
+            console.print(f"  streaming CV fold {k + 1}/{len(splits)}: UAR adapted {by_mode['adapt'][-1]['uar']:.3f}  "
+                          f"cold {by_mode['cold'][-1]['uar']:.3f}")
     return {mode: pooled(reports) for mode, reports in by_mode.items()}
 
 

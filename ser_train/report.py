@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
+from ser_train.frame_model import FrameModelConfig
+
 
 def figures_table(report: dict) -> Table:
     """The per-class table `ser-train evaluate` prints, with the headline figures in the title."""
@@ -118,7 +120,8 @@ windows, features, adaptation, ONNX scoring: the same pipeline as `ser replay`).
 |---|---|---|
 {search_rows}
 
-Chosen: `{metrics['chosen']}`. ONNX vs scikit-learn max |diff|: {metrics.get('onnx_max_abs_diff')}.
+Chosen: `{metrics['chosen']}`.{_ensemble_note(card)} ONNX vs the trained models' own probabilities,
+max |diff|: {metrics.get('onnx_max_abs_diff')}.
 Reproduce: `{reproduce_command(card)}`
 Model size: {metrics.get('model_bytes', 0) / 1e6:.2f} MB.
 
@@ -134,8 +137,22 @@ Licence: {card['licence']}
 def reproduce_command(card: dict) -> str:
     """The `ser-train fit` call that rebuilds a model from its card."""
     corpora = " ".join(f"--corpus {c}" for c in card["training"]["corpora"])
-    families = ",".join(card["training"]["fit_config"]["families"])
-    return f"ser-train fit {corpora} --families {families} --out models/{card['name']}"
+    config = card["training"]["fit_config"]
+    frame = ""
+    if not config.get("frame_model", False):
+        frame = " --no-frame-model"
+    elif config["frame"]["epochs"] != FrameModelConfig.epochs:
+        frame = f" --frame-epochs {config['frame']['epochs']}"
+    return f"ser-train fit {corpora} --families {','.join(config['families'])}{frame} --out models/{card['name']}"
+
+
+def _ensemble_note(card: dict) -> str:
+    """How the frame CNN joins the chosen classifier, if it does."""
+    if "frame_model" not in card:
+        return ""
+    w = card["frame_model"]["weight"]
+    return (f" It is ensembled with the frame CNN: emotion = {1 - w:g} x chosen + {w:g} x CNN probabilities "
+            f"(weight fixed in advance); gender comes from the chosen family's gender head.")
 
 
 def _f1(confusion: np.ndarray, i: int) -> float:

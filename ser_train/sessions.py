@@ -14,9 +14,10 @@ GENDERS = ("female", "male")
 
 @dataclass(frozen=True)
 class WindowTable:
-    """One row per segment window: raw vector ``x`` ``(n, dim)`` and its clip's metadata."""
+    """One row per segment window: raw vector ``x`` ``(n, dim)``, its frames and its clip's metadata."""
 
     x: np.ndarray
+    frames: np.ndarray       # object array: each row's frames (n_frames, n_frame_columns)
     label: np.ndarray        # index into ``labels``
     gender: np.ndarray       # index into GENDERS, -1 when unknown
     speaker: np.ndarray      # corpus-qualified speaker id: the unit of every CV split
@@ -27,7 +28,7 @@ class WindowTable:
     labels: tuple[str, ...]
 
     def subset(self, rows: np.ndarray) -> "WindowTable":
-        return WindowTable(self.x[rows], self.label[rows], self.gender[rows], self.speaker[rows], self.session[rows],
+        return WindowTable(self.x[rows], self.frames[rows], self.label[rows], self.gender[rows], self.speaker[rows], self.session[rows],
                            self.factor[rows], self.clip[rows], self.duration_s[rows], self.labels)
 
 
@@ -36,8 +37,11 @@ def window_table(clips: list[ClipWindows], labels: tuple[str, ...]) -> WindowTab
     keep = [(i, c) for i, c in enumerate(clips) if c.clip.label in labels and len(c.durations_s)]
     counts = [len(c.durations_s) for _, c in keep]
     gender_index = {g: i for i, g in enumerate(GENDERS)}
+    frames = np.empty(sum(counts), dtype=object)
+    for row, window_frames in enumerate(f for _, c in keep for f in c.frames):
+        frames[row] = window_frames
     return WindowTable(
-        x=np.vstack([c.vectors for _, c in keep]),
+        x=np.vstack([c.vectors for _, c in keep]), frames=frames,
         label=np.repeat([labels.index(c.clip.label) for _, c in keep], counts),
         gender=np.repeat([gender_index.get(c.clip.gender, -1) for _, c in keep], counts),
         speaker=np.repeat([c.clip.speaker for _, c in keep], counts),
@@ -64,21 +68,31 @@ def speaker_orders(table: WindowTable, seed: int) -> list[np.ndarray]:
     return orders
 
 
-def normalized(table: WindowTable, adapter: SpeakerAdapter, mode: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise every window as the runtime would; return ``(z, rows)``.
+def sessions_of(table: WindowTable, mode: str, seed: int = 0) -> list[np.ndarray]:
+    """Window rows per adaptation session, in the order the runtime would see them.
 
     ``mode`` is ``adapt`` (one session per speaker and voice factor, clips in a seeded random order)
     or ``cold`` (state reset before every clip).
     """
     if mode == "adapt":
-        sessions = speaker_orders(table, seed)
-    elif mode == "cold":
-        sessions = [np.flatnonzero(table.clip == c) for c in np.unique(table.clip)]
-    else:
-        raise ValueError(f"mode must be 'adapt' or 'cold', got {mode!r}")
-    rows = np.concatenate(sessions)
-    z = np.vstack([normalize_session(table.x[r], adapter) for r in sessions])
-    return z, rows
+        return speaker_orders(table, seed)
+    if mode == "cold":
+        return [np.flatnonzero(table.clip == c) for c in np.unique(table.clip)]
+    raise ValueError(f"mode must be 'adapt' or 'cold', got {mode!r}")
+
+
+def normalized(table: WindowTable, adapter: SpeakerAdapter, mode: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise every window vector as the runtime would; return ``(z, rows)`` (see :func:`sessions_of`)."""
+    sessions = sessions_of(table, mode, seed)
+    z = np.vstack([z for r in sessions for z in normalize_session(table.x[r], adapter)])
+    return z, np.concatenate(sessions)
+
+
+def normalized_frames(table: WindowTable, adapter: SpeakerAdapter, mode: str,
+                      seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Normalise every window's frames as the runtime would; return ``(inputs, rows)``."""
+    sessions = sessions_of(table, mode, seed)
+    return [z for r in sessions for z in normalize_session(table.frames[r], adapter)], np.concatenate(sessions)
 
 
 def training_rows(table: WindowTable, config: AdaptConfig, n_orders: int, seed: int) -> tuple[np.ndarray, np.ndarray, SpeakerAdapter]:

@@ -14,7 +14,7 @@ def test_window_n_never_sees_later_windows():
     session = rng.normal(3.0, 2.0, (20, DIM))
     altered = session.copy()
     altered[12:] = rng.normal(-50.0, 9.0, (8, DIM))
-    a, b = normalize_session(session, adapter()), normalize_session(altered, adapter())
+    a, b = np.array(normalize_session(session, adapter())), np.array(normalize_session(altered, adapter()))
     np.testing.assert_array_equal(a[:12], b[:12])
     assert not np.allclose(a[12:], b[12:])
 
@@ -36,6 +36,21 @@ def test_model_input_keeps_population_view():
     z = ad.model_input(np.full(DIM, 5.0))
     assert z.shape == (2 * DIM,)
     np.testing.assert_allclose(z[DIM:], 5.0)
+
+
+def test_a_frame_window_counts_as_one_window_of_its_moments():
+    """Frames (n, dim) update the session with their mean and second moment, once."""
+    rng = np.random.default_rng(2)
+    frames = rng.normal(3.0, 2.0, (40, DIM))
+    by_frames, by_moments = adapter(), adapter()
+    by_frames.update(frames)
+    by_moments.weight, by_moments.windows_seen = 1.0, 1
+    by_moments._sum, by_moments._sum_sq = frames.mean(axis=0), (frames ** 2).mean(axis=0)
+    np.testing.assert_allclose(by_frames.normalize(frames), by_moments.normalize(frames), rtol=1e-12)
+    assert by_frames.windows_seen == 1
+    z = by_frames.model_input(frames)
+    assert z.shape == (40, 2 * DIM)
+    np.testing.assert_allclose(z[:, DIM:], frames, rtol=1e-6)   # population view: zero mean, unit std
 
 
 def test_disabled_adapter_uses_population_only():

@@ -5,11 +5,13 @@ from sklearn.linear_model import LogisticRegression
 
 from realtime.adapt import AdaptConfig, SpeakerAdapter
 from realtime.features import DEFAULT_SPEC
+from realtime.pipeline import Pipeline
 from realtime.scorer import Scorer
 from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.fit import FitConfig, model_card
+from ser_train.frame_model import FrameModelConfig, torch_available, train_frame_member
 from ser_train.models import candidates
-from tests.conftest import LABELS
+from tests.conftest import LABELS, bursts
 
 WIDTH = 2 * DEFAULT_SPEC.dim
 
@@ -34,3 +36,34 @@ def test_onnx_equals_sklearn_for_every_family(candidate, tmp_path):
     emotion_probs, gender_probs = Scorer(path, DEFAULT_SPEC).score(x[:5])
     np.testing.assert_allclose(emotion_probs, emotion.predict_proba(x[:5]), atol=1e-4)
     np.testing.assert_allclose(gender_probs, gender.predict_proba(x[:5]), atol=1e-4)
+
+
+@pytest.mark.skipif(not torch_available(), reason="needs PyTorch for the frame CNN (pip install torch; "
+                                                  "CI installs the CPU build)")
+def test_frame_ensemble_graph_equals_the_blend_and_serves_in_the_pipeline(tmp_path):
+    """The merged graph gives (1 - w) * sklearn + w * torch, and a pipeline feeds it frames from real windows."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(48) % len(LABELS)
+    x = (rng.standard_normal((48, WIDTH)) + labels[:, None] * 0.05).astype(np.float32)
+    emotion = LogisticRegression(max_iter=500).fit(x, labels)
+    gender = LogisticRegression(max_iter=500).fit(x, labels % 2)
+    columns = len(DEFAULT_SPEC.frame_names)
+    frame_adapter = SpeakerAdapter(np.zeros(columns), np.ones(columns), AdaptConfig())
+    inputs = [frame_adapter.model_input(rng.normal(size=(int(rng.integers(25, 120)), columns))) for _ in labels]
+    member = train_frame_member([[z] for z in inputs], labels, len(LABELS), len(labels), frame_adapter,
+                                FrameModelConfig(epochs=1), seed=0)
+    adapter = SpeakerAdapter(np.zeros(DEFAULT_SPEC.dim), np.ones(DEFAULT_SPEC.dim), AdaptConfig())
+    card = model_card("t", LABELS, adapter, ["synthetic"], FitConfig(), {}, True, member)
+    path, _ = write_model(tmp_path / "t", merge_heads(emotion, gender, WIDTH, member), card)
+    assert check_equality(path, emotion, gender, x[:8], member, inputs[:8]) <= 1e-4
+    scorer = Scorer(path, DEFAULT_SPEC)
+    assert scorer.card.uses_frames
+    with pytest.raises(ValueError, match="frames"):
+        scorer.score(x[:1])
+    audio = bursts(total_s=8.0, spans=((1.0, 3.5, "speechlike"), (4.5, 7.0, "speechlike")))
+    pipeline = Pipeline(scorer)
+    events = [e for i in range(0, len(audio), 1600) for e in pipeline.push(audio[i:i + 1600])] + pipeline.flush()
+    segments = [e for e in events if e.type == "segment"]
+    assert len(segments) == 2 and pipeline.frame_adapter.windows_seen == 2
+    for event in segments:
+        assert abs(sum(event.emotion_probs.values()) - 1.0) < 1e-3

@@ -1,14 +1,14 @@
 import numpy as np
 
-from realtime.features import DEFAULT_SPEC
+from realtime.features import DEFAULT_SPEC, functionals
 from realtime.pipeline import WindowFeaturizer
 from tests.conftest import bursts
 
 
-def windows(x: np.ndarray, chunk: int) -> list:
-    featurizer = WindowFeaturizer(DEFAULT_SPEC)
-    out = [pair for i in range(0, len(x), chunk) for pair in featurizer.push(x[i:i + chunk])] + featurizer.flush()
-    return [(w, v) for w, v in out if v is not None]
+def windows(x: np.ndarray, chunk: int, keep_frames: bool = False) -> list:
+    featurizer = WindowFeaturizer(DEFAULT_SPEC, keep_frames=keep_frames)
+    out = [w for i in range(0, len(x), chunk) for w in featurizer.push(x[i:i + chunk])] + featurizer.flush()
+    return [w for w in out if w.vector is not None]
 
 
 def test_one_huge_push_equals_small_blocks():
@@ -17,6 +17,16 @@ def test_one_huge_push_equals_small_blocks():
     x = bursts(total_s=60.0, spans=spans)
     small, huge = windows(x, 1600), windows(x, len(x))
     assert len(small) == len(huge) >= len(spans)
-    for (w_small, v_small), (w_huge, v_huge) in zip(small, huge):
+    for (w_small, v_small, _), (w_huge, v_huge, _) in zip(small, huge):
         assert w_small == w_huge
         assert np.any(v_small) and np.allclose(v_small, v_huge, rtol=1e-9, atol=1e-9)
+
+
+def test_kept_frames_are_the_ones_the_vector_summarises():
+    """With keep_frames, each window carries its frame matrix, and its vector is their functionals."""
+    x = bursts(total_s=8.0, spans=((1.0, 3.0, "speechlike"), (4.5, 7.0, "speechlike")))
+    kept = windows(x, 1600, keep_frames=True)
+    assert kept and all(w.frames is None for w in windows(x, 1600))
+    for window in kept:
+        assert window.frames.shape == (len(window.frames), len(DEFAULT_SPEC.frame_names)) and len(window.frames) > 20
+        np.testing.assert_array_equal(window.vector, functionals(window.frames, DEFAULT_SPEC))

@@ -60,3 +60,15 @@ def test_broken_models_give_model_errors(tiny_model, tmp_path, damage):
         edit_card(model, adaptation=None)
     with pytest.raises(ModelError):
         Scorer(model, DEFAULT_SPEC)
+
+
+def test_card_and_graph_must_agree_about_frames(tiny_model, tmp_path):
+    """A card announcing a frame member for a graph without a frames input is refused in one line."""
+    model = copy_model(tiny_model, tmp_path)
+    columns = len(DEFAULT_SPEC.frame_names)
+    edit_card(model, frame_model={"weight": 0.5, "pop_mean": [0.0] * columns, "pop_std": [1.0] * columns})
+    with pytest.raises(ModelError, match="disagree about the 'frames' input"):
+        Scorer(model, DEFAULT_SPEC)
+    edit_card(model, frame_model={"weight": 0.5, "pop_mean": [0.0] * 3, "pop_std": [1.0] * 3})
+    with pytest.raises(ModelError, match="wrong size"):
+        Scorer(model, DEFAULT_SPEC)

@@ -11,6 +11,7 @@ from realtime.scorer import Scorer
 from ser_train import cli
 from ser_train.corpora import scan_corpus
 from ser_train.evaluate import evaluate, session_order
+from ser_train.frame_model import torch_available
 from tests.conftest import SHARED_RAVDESS, bursts
 
 
@@ -64,7 +65,8 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     for actor in ("Actor_01", "Actor_02", "Actor_03", "Actor_04"):
         shutil.copytree(SHARED_RAVDESS / actor, data / actor)
     out = tmp_path / "model" / "small"
-    assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy",
+    frame_model = ["--frame-epochs", "2"] if torch_available() else ["--no-frame-model"]
+    assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--out", str(out), "--report", str(tmp_path / "rep")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
@@ -72,4 +74,5 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
+    assert ("frame_model" in card) == torch_available()
     assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "confusion_adapt.png").exists()
