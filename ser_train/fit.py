@@ -75,9 +75,9 @@ def _fit_frame_member(table: WindowTable, fit: FitConfig) -> FrameMember:
 
 
 def _export(out: Path, table: WindowTable, candidate: Candidate, fit: FitConfig, labels: tuple[str, ...],
-            corpora: list[str], metrics: dict, orders: int) -> tuple:
-    """Fit the heads (and the frame member) on ``table`` and write ``out.onnx`` with its card."""
-    emotion, gender, adapter, z = _fit_heads(table, candidate, fit, orders)
+            corpora: list[str], metrics: dict) -> tuple:
+    """Fit the heads (and the frame member) on ``table`` with the full recipe and write ``out.onnx`` with its card."""
+    emotion, gender, adapter, z = _fit_heads(table, candidate, fit, fit.session_orders)
     member = _fit_frame_member(table, fit) if fit.frame_model else None
     card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender is not None, member)
     graph = merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim, member)
@@ -177,8 +177,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"counts as an error."}
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, best, fit, splits, labels, corpora, console)
-    onnx_path, graph, card, emotion, gender, member, z = _export(out, table, best, fit, labels, corpora, metrics,
-                                                                 fit.session_orders)
+    onnx_path, graph, card, emotion, gender, member, z = _export(out, table, best, fit, labels, corpora, metrics)
     if member is None:
         diff = check_equality(onnx_path, emotion, gender, z[:500])
     else:
@@ -196,8 +195,7 @@ def streaming_cv(clips: list[Clip], table: WindowTable, best: Candidate, fit: Fi
     by_mode: dict[str, list[dict]] = {"adapt": [], "cold": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k, (train, test) in enumerate(splits):
-            path = _export(Path(tmp) / f"fold{k}", table.subset(train), best, fit, labels, corpora, {},
-                           fit.session_orders)[0]
+            path = _export(Path(tmp) / f"fold{k}", table.subset(train), best, fit, labels, corpora, {})[0]
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             for mode in by_mode:
