@@ -75,6 +75,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from ser_train.corpora import LABELS
     from ser_train.fit import FitConfig, fit_model
 
+    if args.frame_epochs < 1:
+        raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
     clips = scan_all(args.corpus, console)
     present = {c.label for c in clips}
     if args.emotions:
@@ -86,8 +88,6 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     else:
         labels = tuple(label for label in LABELS if label in present)
     clips = [c for c in clips if c.label in labels]
-    if args.frame_epochs < 1:
-        raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
     config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs))
