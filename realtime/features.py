@@ -266,9 +266,13 @@ class FeatureStream:
         last = min((end_sample - length) // hop + 1, self.n_frames)
         return first, max(first, last)
 
+    def window_frames(self, start_sample: int, end_sample: int) -> np.ndarray:
+        """The frames inside a window of the stream, shape ``(n, n_frame_columns)``."""
+        return self.frames_between(*self.frame_range(start_sample, end_sample))
+
     def window_vector(self, start_sample: int, end_sample: int) -> np.ndarray:
         """Functionals of the frames inside a window of the stream, shape ``(spec.dim,)``."""
-        return functionals(self.frames_between(*self.frame_range(start_sample, end_sample)), self.spec)
+        return functionals(self.window_frames(start_sample, end_sample), self.spec)
 
 
 def functionals(frames: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:

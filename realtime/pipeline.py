@@ -82,7 +82,7 @@ class WindowFeaturizer:
     def _window(self, event: WindowEvent) -> Window:
         if event.kind == "speech_start":
             return Window(event, None)
-        frames = self.features.frames_between(*self.features.frame_range(event.start, event.end))
+        frames = self.features.window_frames(event.start, event.end)
         return Window(event, functionals(frames, self.spec), frames if self.keep_frames else None)
 
 
