@@ -22,8 +22,8 @@ from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
 from ser_train.metrics import clip_probabilities, emotion_report
 from ser_train.models import Candidate, candidates, gender_classifier
-from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_frames, population_stats, training_rows,
-                                window_table)
+from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_inputs, population_stats,
+                                simulated_sessions, training_rows, window_table)
 
 log = logging.getLogger(__name__)
 LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
@@ -64,10 +64,8 @@ def _fit_frame_member(table: WindowTable, fit: FitConfig) -> FrameMember:
 
     adapter = SpeakerAdapter(*population_stats(np.concatenate(table.frames).astype(np.float64)),
                              AdaptConfig(fit.prior_windows, fit.forgetting))
-    parts = [normalized_frames(table, adapter, "adapt", fit.seed + k) for k in range(fit.frame.session_orders)]
-    parts.append(normalized_frames(table, adapter, "cold"))
     variants: list[list[np.ndarray]] = [[] for _ in range(len(table.label))]
-    for inputs, rows in parts:
+    for inputs, rows in simulated_sessions(table, table.frames, adapter, fit.frame.session_orders, fit.seed):
         for z, row in zip(inputs, rows):
             variants[row].append(z)
     return train_frame_member(variants, table.label, len(table.labels), int((table.factor == 1.0).sum()), adapter,
@@ -181,7 +179,8 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     if member is None:
         diff = check_equality(onnx_path, emotion, gender, z[:500])
     else:
-        frames, _ = normalized_frames(table.subset(np.arange(min(50, len(z)))), member.adapter, "cold")
+        sample = table.subset(np.arange(min(50, len(z))))
+        frames, _ = normalized_inputs(sample, sample.frames, member.adapter, "cold")
         diff = check_equality(onnx_path, emotion, gender, z[:len(frames)], member, frames)
     card["metrics"]["onnx_max_abs_diff"] = diff
     card["metrics"]["model_bytes"] = onnx_path.stat().st_size

@@ -81,23 +81,31 @@ def sessions_of(table: WindowTable, mode: str, seed: int = 0) -> list[np.ndarray
     raise ValueError(f"mode must be 'adapt' or 'cold', got {mode!r}")
 
 
-def normalized(table: WindowTable, adapter: SpeakerAdapter, mode: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise every window vector as the runtime would; return ``(z, rows)`` (see :func:`sessions_of`)."""
-    sessions = sessions_of(table, mode, seed)
-    z = np.vstack([z for r in sessions for z in normalize_session(table.x[r], adapter)])
-    return z, np.concatenate(sessions)
-
-
-def normalized_frames(table: WindowTable, adapter: SpeakerAdapter, mode: str,
+def normalized_inputs(table: WindowTable, windows: np.ndarray, adapter: SpeakerAdapter, mode: str,
                       seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """Normalise every window's frames as the runtime would; return ``(inputs, rows)``."""
+    """Normalise each row's window (``table.x`` or ``table.frames``) as the runtime would; return ``(inputs, rows)``.
+
+    Sessions and their order follow :func:`sessions_of`.
+    """
     sessions = sessions_of(table, mode, seed)
-    return [z for r in sessions for z in normalize_session(table.frames[r], adapter)], np.concatenate(sessions)
+    return [z for r in sessions for z in normalize_session(windows[r], adapter)], np.concatenate(sessions)
+
+
+def normalized(table: WindowTable, adapter: SpeakerAdapter, mode: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Window vectors normalised as the runtime would, stacked: ``(z, rows)``."""
+    inputs, rows = normalized_inputs(table, table.x, adapter, mode, seed)
+    return np.vstack(inputs), rows
+
+
+def simulated_sessions(table: WindowTable, windows: np.ndarray, adapter: SpeakerAdapter, n_orders: int,
+                       seed: int) -> list[tuple[list[np.ndarray], np.ndarray]]:
+    """:func:`normalized_inputs` under ``n_orders`` seeded session orders, then cold: training as served."""
+    parts = [normalized_inputs(table, windows, adapter, "adapt", seed + k) for k in range(n_orders)]
+    return parts + [normalized_inputs(table, windows, adapter, "cold")]
 
 
 def training_rows(table: WindowTable, config: AdaptConfig, n_orders: int, seed: int) -> tuple[np.ndarray, np.ndarray, SpeakerAdapter]:
     """Training inputs as served: several simulated session orders plus cold windows."""
     adapter = SpeakerAdapter(*population_stats(table.x), config)
-    parts = [normalized(table, adapter, "adapt", seed + k) for k in range(n_orders)]
-    parts.append(normalized(table, adapter, "cold"))
-    return np.vstack([z for z, _ in parts]), np.concatenate([r for _, r in parts]), adapter
+    parts = simulated_sessions(table, table.x, adapter, n_orders, seed)
+    return np.vstack([z for inputs, _ in parts for z in inputs]), np.concatenate([r for _, r in parts]), adapter
