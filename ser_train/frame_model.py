@@ -147,7 +147,26 @@ class FrameMember:
             torch.onnx.export(self.network, (torch.zeros(1, 50, channels),), buffer, input_names=[FRAMES_NAME],
                               output_names=[LOGITS_NAME], dynamic_axes={FRAMES_NAME: {1: "time"}},
                               opset_version=ONNX_OPSET, dynamo=False)
-        return onnx.load_from_string(buffer.getvalue())
+        model = onnx.load_from_string(buffer.getvalue())
+        _store_half(model.graph)
+        return model
+
+
+def _store_half(graph) -> None:
+    """Store float initializers that float16 holds exactly as float16, each followed by a Cast back
+    to float (onnxruntime folds the casts when it loads the model, so scoring runs in float32)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    for initializer in graph.initializer:
+        weights = numpy_helper.to_array(initializer)
+        if weights.dtype == np.float32 and np.array_equal(weights.astype(np.float16).astype(np.float32), weights):
+            name = initializer.name
+            initializer.CopyFrom(numpy_helper.from_array(weights.astype(np.float16), f"{name}_half"))
+            casts.append(helper.make_node("Cast", [f"{name}_half"], [name], to=TensorProto.FLOAT))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def train_frame_member(variants: list[list[np.ndarray]], labels: np.ndarray, n_classes: int, real_windows: int,
@@ -194,7 +213,25 @@ def _train_network(variants: list[list[np.ndarray]], labels: np.ndarray, n_class
             optimiser.step()
             schedule.step()
         epoch_done()
+    network.eval()
+    _compact(network)
     return network
+
+
+def _compact(network) -> None:
+    """Fold each batch norm into its convolution and round every weight to float16 precision,
+    so the ONNX graph stores them as float16 (half the bytes) and still equals this network."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for conv, norm in zip(network.convs, network.norms):
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            conv.weight.mul_(scale[:, None, None])
+            conv.bias.copy_((conv.bias - norm.running_mean) * scale + norm.bias)
+        network.norms = nn.ModuleList(nn.Identity() for _ in network.norms)
+        for parameter in network.parameters():
+            parameter.copy_(parameter.half().float())
 
 
 def _crop(x: np.ndarray, min_crop: float, rng: np.random.Generator) -> np.ndarray:

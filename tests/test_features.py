@@ -76,9 +76,12 @@ def test_frames_after_a_gap_equal_the_continuous_stream():
     np.testing.assert_allclose(late, everything[full.n_frames // 2:], rtol=1e-9, atol=1e-9)
 
 
-def test_stats_equal_numpy_percentiles():
+@pytest.mark.parametrize("rows", [1, 2, 37, 400])
+def test_stats_equal_numpy_mean_std_and_percentiles_bit_for_bit(rows):
     from realtime.features import _stats
 
-    x = np.random.default_rng(0).standard_normal((37, 5))
-    expected = np.percentile(x, DEFAULT_SPEC.percentiles, axis=0)
-    np.testing.assert_array_equal(_stats(x, DEFAULT_SPEC)[2:], expected)
+    x = np.random.default_rng(rows).standard_normal((rows, 5)) * 30 + 7
+    stats = _stats(x, DEFAULT_SPEC)
+    np.testing.assert_array_equal(stats[0], x.mean(axis=0))
+    np.testing.assert_array_equal(stats[1], x.std(axis=0))
+    np.testing.assert_array_equal(stats[2:], np.percentile(x, DEFAULT_SPEC.percentiles, axis=0))
