@@ -40,8 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="window model only: no frame CNN in the ensemble (no PyTorch needed)")
     fit.add_argument("--frame-epochs", type=int, default=FrameModelConfig.epochs,
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
-    fit.add_argument("--frame-seeds", type=int, default=FrameModelConfig.seeds,
-                     help=f"frame CNNs trained from different seeds and averaged (default {FrameModelConfig.seeds})")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
 
     ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it")
@@ -77,9 +75,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from ser_train.corpora import LABELS
     from ser_train.fit import FitConfig, fit_model
 
-    if args.frame_epochs < 1 or args.frame_seeds < 1:
-        raise ValueError(f"--frame-epochs and --frame-seeds must be at least 1, got {args.frame_epochs} "
-                         f"and {args.frame_seeds}")
+    if args.frame_epochs < 1:
+        raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
     clips = scan_all(args.corpus, console)
     present = {c.label for c in clips}
     if args.emotions:
@@ -93,7 +90,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     clips = [c for c in clips if c.label in labels]
     config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
-                       frame=FrameModelConfig(epochs=args.frame_epochs, seeds=args.frame_seeds))
+                       frame=FrameModelConfig(epochs=args.frame_epochs))
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")

@@ -161,8 +161,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     best = next(c for c in candidates(list(fit.families)) if c.name == best_row["candidate"])
     console.print(f"chosen: {best.name}")
     frame_note = (f", together with the frame CNN (trained on the same windows' frames, "
-                  f"{fit.frame.session_orders} session orders + cold, {fit.frame.epochs} epochs, the mean of "
-                  f"{fit.frame.seeds} seeds; ensemble weight "
+                  f"{fit.frame.session_orders} session orders + cold, {fit.frame.epochs} epochs; ensemble weight "
                   f"{fit.frame.weight:g}, fixed in advance)") if fit.frame_model else ""
     metrics: dict = {"model_search": search, "chosen": best.name,
                      "protocol": f"{folds}-fold GroupKFold by speaker. Model search: each candidate trained on the "

@@ -45,7 +45,6 @@ class FrameModelConfig:
     min_crop: float = 0.8          # random crops keep 80-100 % of a window's frames
     items_per_real_window: int = 3  # with voice copies, each epoch samples 3x the real windows
     session_orders: int = 2
-    seeds: int = 2                 # networks trained from different seeds; their probabilities are averaged
 
 
 def _network(channels: int, n_classes: int, config: FrameModelConfig):
@@ -93,28 +92,11 @@ def _padded(inputs: list[np.ndarray]):
     return torch.from_numpy(batch), torch.from_numpy(mask)
 
 
-def _seed_mean(networks):
-    """One module over the seeds' networks: log of their mean softmax (a softmax of it gives the mean)."""
-    import torch
-    from torch import nn
-
-    class SeedMean(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.members = nn.ModuleList(networks)
-
-        def forward(self, x, mask=None):
-            probs = torch.stack([torch.softmax(net(x, mask), 1) for net in self.members]).mean(0)
-            return torch.log(probs)
-
-    return SeedMean()
-
-
 class FrameMember:
-    """The trained frame CNNs (one per seed, averaged) with the frame adapter they were trained with."""
+    """A trained frame CNN with the frame adapter it was trained with."""
 
-    def __init__(self, networks: list, adapter: SpeakerAdapter, config: FrameModelConfig) -> None:
-        self.network, self.adapter, self.config = _seed_mean(networks), adapter, config
+    def __init__(self, network, adapter: SpeakerAdapter, config: FrameModelConfig) -> None:
+        self.network, self.adapter, self.config = network, adapter, config
 
     @property
     def weight(self) -> float:
@@ -126,70 +108,37 @@ class FrameMember:
 
         self.network.eval()
         order = np.argsort([len(x) for x in inputs])
-        out = np.zeros((len(inputs), self.network.members[0].out.out_features))
+        out = np.zeros((len(inputs), self.network.out.out_features))
         with torch.no_grad():
             for k in range(0, len(inputs), batch):
                 rows = order[k:k + batch]
                 x, mask = _padded([inputs[i] for i in rows])
-                out[rows] = torch.exp(self.network(x, mask)).numpy()
+                out[rows] = torch.softmax(self.network(x, mask), 1).numpy()
         return out
 
     def to_onnx(self) -> "onnx.ModelProto":  # noqa: F821
-        """The seeds' mean as ONNX: ``frames`` ``(1, T, C)`` -> ``logits`` (log probabilities); any T."""
+        """The network as ONNX: ``frames`` ``(1, T, C)`` -> ``logits``; any T."""
         import onnx
         import torch
 
         self.network.eval()
-        channels = self.network.members[0].convs[0].in_channels
+        channels = self.network.convs[0].in_channels
         buffer = io.BytesIO()
         with warnings.catch_warnings():  # the TorchScript exporter is deprecated; the new one needs onnxscript
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(self.network, (torch.zeros(1, 50, channels),), buffer, input_names=[FRAMES_NAME],
                               output_names=[LOGITS_NAME], dynamic_axes={FRAMES_NAME: {1: "time"}},
                               opset_version=ONNX_OPSET, dynamo=False)
-        model = onnx.load_from_string(buffer.getvalue())
-        _store_half(model.graph)
-        return model
-
-
-def _store_half(graph) -> None:
-    """Store float initializers that float16 holds exactly as float16, each followed by a Cast back
-    to float (onnxruntime folds the casts when it loads the model, so scoring runs in float32)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    casts = []
-    for initializer in graph.initializer:
-        weights = numpy_helper.to_array(initializer)
-        if weights.dtype == np.float32 and np.array_equal(weights.astype(np.float16).astype(np.float32), weights):
-            name = initializer.name
-            initializer.CopyFrom(numpy_helper.from_array(weights.astype(np.float16), f"{name}_half"))
-            casts.append(helper.make_node("Cast", [f"{name}_half"], [name], to=TensorProto.FLOAT))
-    nodes = casts + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)
+        return onnx.load_from_string(buffer.getvalue())
 
 
 def train_frame_member(variants: list[list[np.ndarray]], labels: np.ndarray, n_classes: int, real_windows: int,
                        adapter: SpeakerAdapter, config: FrameModelConfig, seed: int) -> FrameMember:
-    """Train ``config.seeds`` CNNs; ``variants[i]`` holds window i's inputs under each simulated session
-    (one drawn per epoch).
+    """Train the CNN; ``variants[i]`` holds window i's inputs under each simulated session (one drawn per epoch).
 
     With more windows than ``real_windows`` (voice copies), each epoch samples
     ``items_per_real_window * real_windows`` of them.
     """
-    n = len(variants)
-    per_epoch = min(n, config.items_per_real_window * real_windows) if n > real_windows else n
-    columns = (TextColumn("frame CNN"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("epochs", total=config.epochs * config.seeds)
-        networks = [_train_network(variants, labels, n_classes, per_epoch, config, seed + k,
-                                   lambda: progress.advance(task)) for k in range(config.seeds)]
-    return FrameMember(networks, adapter, config)
-
-
-def _train_network(variants: list[list[np.ndarray]], labels: np.ndarray, n_classes: int, per_epoch: int,
-                   config: FrameModelConfig, seed: int, epoch_done):
-    """One CNN from ``seed``: ``per_epoch`` random windows per epoch, one-cycle Adam, label smoothing, crops."""
     import torch
     import torch.nn.functional as F
 
@@ -197,41 +146,28 @@ def _train_network(variants: list[list[np.ndarray]], labels: np.ndarray, n_class
     rng = np.random.default_rng(seed)
     network = _network(variants[0][0].shape[1], n_classes, config)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    n = len(variants)
+    per_epoch = min(n, config.items_per_real_window * real_windows) if n > real_windows else n
     steps = config.epochs * int(np.ceil(per_epoch / config.batch))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=steps)
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    for _ in range(config.epochs):
-        network.train()
-        chosen = rng.permutation(len(variants))[:per_epoch]
-        for start in range(0, len(chosen), config.batch):
-            rows = chosen[start:start + config.batch]
-            x, mask = _padded([_crop(variants[i][rng.integers(len(variants[i]))], config.min_crop, rng)
-                               for i in rows])
-            loss = F.cross_entropy(network(x, mask), targets[rows], label_smoothing=config.label_smoothing)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-        epoch_done()
-    network.eval()
-    _compact(network)
-    return network
-
-
-def _compact(network) -> None:
-    """Fold each batch norm into its convolution and round every weight to float16 precision,
-    so the ONNX graph stores them as float16 (half the bytes) and still equals this network."""
-    import torch
-    from torch import nn
-
-    with torch.no_grad():
-        for conv, norm in zip(network.convs, network.norms):
-            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-            conv.weight.mul_(scale[:, None, None])
-            conv.bias.copy_((conv.bias - norm.running_mean) * scale + norm.bias)
-        network.norms = nn.ModuleList(nn.Identity() for _ in network.norms)
-        for parameter in network.parameters():
-            parameter.copy_(parameter.half().float())
+    columns = (TextColumn("frame CNN"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("epochs", total=config.epochs)
+        for _ in range(config.epochs):
+            network.train()
+            chosen = rng.permutation(n)[:per_epoch]
+            for start in range(0, len(chosen), config.batch):
+                rows = chosen[start:start + config.batch]
+                x, mask = _padded([_crop(variants[i][rng.integers(len(variants[i]))], config.min_crop, rng)
+                                   for i in rows])
+                loss = F.cross_entropy(network(x, mask), targets[rows], label_smoothing=config.label_smoothing)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+            progress.advance(task)
+    return FrameMember(network, adapter, config)
 
 
 def _crop(x: np.ndarray, min_crop: float, rng: np.random.Generator) -> np.ndarray:

@@ -141,11 +141,8 @@ def reproduce_command(card: dict) -> str:
     frame = ""
     if not config.get("frame_model", False):
         frame = " --no-frame-model"
-    else:
-        if config["frame"]["epochs"] != FrameModelConfig.epochs:
-            frame += f" --frame-epochs {config['frame']['epochs']}"
-        if config["frame"].get("seeds", 1) != FrameModelConfig.seeds:
-            frame += f" --frame-seeds {config['frame'].get('seeds', 1)}"
+    elif config["frame"]["epochs"] != FrameModelConfig.epochs:
+        frame = f" --frame-epochs {config['frame']['epochs']}"
     return f"ser-train fit {corpora} --families {','.join(config['families'])}{frame} --out models/{card['name']}"
 
 
@@ -154,9 +151,7 @@ def _ensemble_note(card: dict) -> str:
     if "frame_model" not in card:
         return ""
     w = card["frame_model"]["weight"]
-    seeds = card["training"]["fit_config"]["frame"].get("seeds", 1)
-    cnn = "CNN probabilities" if seeds == 1 else f"the mean of {seeds} CNNs' probabilities (one per seed)"
-    return (f" It is ensembled with the frame CNN: emotion = {1 - w:g} x chosen + {w:g} x {cnn} "
+    return (f" It is ensembled with the frame CNN: emotion = {1 - w:g} x chosen + {w:g} x CNN probabilities "
             f"(weight fixed in advance); gender comes from the chosen family's gender head.")
 
 

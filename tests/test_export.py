@@ -67,25 +67,3 @@ def test_frame_ensemble_graph_equals_the_blend_and_serves_in_the_pipeline(tmp_pa
     assert len(segments) == 2 and pipeline.frame_adapter.windows_seen == 2
     for event in segments:
         assert abs(sum(event.emotion_probs.values()) - 1.0) < 1e-3
-
-
-@pytest.mark.skipif(not torch_available(), reason="needs PyTorch for the frame CNN (pip install torch; "
-                                                  "CI installs the CPU build)")
-def test_frame_member_averages_its_seeds_probabilities():
-    """With two seeds the member's probabilities are the mean of each network's softmax, and the networks differ."""
-    import torch
-
-    rng = np.random.default_rng(1)
-    labels = np.arange(16) % len(LABELS)
-    columns = 2 * len(DEFAULT_SPEC.frame_names)
-    inputs = [rng.normal(size=(int(rng.integers(25, 60)), columns)).astype(np.float32) for _ in labels]
-    adapter = SpeakerAdapter(np.zeros(columns // 2), np.ones(columns // 2), AdaptConfig())
-    member = train_frame_member([[z] for z in inputs], labels, len(LABELS), len(labels), adapter,
-                                FrameModelConfig(epochs=1, seeds=2), seed=0)
-    networks = member.network.members
-    assert len(networks) == 2
-    member.network.eval()
-    with torch.no_grad():
-        each = [torch.softmax(net(torch.from_numpy(inputs[0][None])), 1).numpy() for net in networks]
-    assert np.abs(each[0] - each[1]).max() > 1e-4
-    np.testing.assert_allclose(member.predict_proba(inputs[:1]), (each[0] + each[1]) / 2, atol=1e-6)
