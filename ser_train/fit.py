@@ -21,7 +21,7 @@ from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
 from ser_train.metrics import clip_probabilities, emotion_report
-from ser_train.models import Candidate, balanced_class_weights, candidates, fit_weighted, gender_classifier
+from ser_train.models import Candidate, candidates, gender_classifier
 from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_inputs, population_stats,
                                 simulated_sessions, training_rows, window_table)
 
@@ -40,7 +40,6 @@ class FitConfig:
     voice_factors: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2)
     search_session_orders: int = 1
     seed: int = 0
-    balanced_classes: bool = True  # every class weighs the same in training: the figure we report is UAR
     prior_windows: float = 2.0
     forgetting: float = 0.98
     streaming_cv: bool = True
@@ -52,9 +51,7 @@ def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders:
     """Fit the emotion and gender heads on ``orders`` simulated session orders of ``table`` (plus cold windows)."""
     adapt = AdaptConfig(fit.prior_windows, fit.forgetting)
     z, rows, adapter = training_rows(table, adapt, orders, fit.seed)
-    labels = table.label[rows]
-    weights = balanced_class_weights(labels, len(table.labels))[labels] if fit.balanced_classes else np.ones(len(labels))
-    emotion = fit_weighted(candidate.build(table.speaker[rows], fit.seed), z, labels, weights)
+    emotion = candidate.build(table.speaker[rows], fit.seed).fit(z, table.label[rows])
     known = (table.gender[rows] >= 0) & (table.factor[rows] == 1.0)  # perturbed voices blur gender cues
     genders = table.gender[rows][known]
     gender = gender_classifier().fit(z[known], genders) if len(np.unique(genders)) == 2 else None
@@ -71,9 +68,8 @@ def _fit_frame_member(table: WindowTable, fit: FitConfig) -> FrameMember:
     for inputs, rows in simulated_sessions(table, table.frames, adapter, fit.frame.session_orders, fit.seed):
         for z, row in zip(inputs, rows):
             variants[row].append(z)
-    class_weights = balanced_class_weights(table.label, len(table.labels)) if fit.balanced_classes else None
     return train_frame_member(variants, table.label, len(table.labels), int((table.factor == 1.0).sum()), adapter,
-                              fit.frame, fit.seed, class_weights)
+                              fit.frame, fit.seed)
 
 
 def _export(out: Path, table: WindowTable, candidate: Candidate, fit: FitConfig, labels: tuple[str, ...],
@@ -176,9 +172,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"{frame_note}, exported to ONNX, "
                                  f"and every held-out clip is replayed through the streaming pipeline (streaming_cv). "
                                  f"Clip decision = duration-weighted mean of its VAD segments; a clip with no speech "
-                                 f"counts as an error."
-                                 + (" Every emotion head (and the CNN's loss) weighs the classes equally."
-                                    if fit.balanced_classes else "")}
+                                 f"counts as an error."}
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, best, fit, splits, labels, corpora, console)
     onnx_path, graph, card, emotion, gender, member, z = _export(out, table, best, fit, labels, corpora, metrics)

@@ -133,11 +133,8 @@ class FrameMember:
 
 
 def train_frame_member(variants: list[list[np.ndarray]], labels: np.ndarray, n_classes: int, real_windows: int,
-                       adapter: SpeakerAdapter, config: FrameModelConfig, seed: int,
-                       class_weights: np.ndarray | None = None) -> FrameMember:
+                       adapter: SpeakerAdapter, config: FrameModelConfig, seed: int) -> FrameMember:
     """Train the CNN; ``variants[i]`` holds window i's inputs under each simulated session (one drawn per epoch).
-
-    ``class_weights`` (one per class) weigh the loss, e.g. to balance the classes.
 
     With more windows than ``real_windows`` (voice copies), each epoch samples
     ``items_per_real_window * real_windows`` of them.
@@ -154,7 +151,6 @@ def train_frame_member(variants: list[list[np.ndarray]], labels: np.ndarray, n_c
     steps = config.epochs * int(np.ceil(per_epoch / config.batch))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=steps)
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
     columns = (TextColumn("frame CNN"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("epochs", total=config.epochs)
@@ -165,8 +161,7 @@ def train_frame_member(variants: list[list[np.ndarray]], labels: np.ndarray, n_c
                 rows = chosen[start:start + config.batch]
                 x, mask = _padded([_crop(variants[i][rng.integers(len(variants[i]))], config.min_crop, rng)
                                    for i in rows])
-                loss = F.cross_entropy(network(x, mask), targets[rows], weight=weight,
-                                       label_smoothing=config.label_smoothing)
+                loss = F.cross_entropy(network(x, mask), targets[rows], label_smoothing=config.label_smoothing)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()

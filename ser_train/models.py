@@ -13,7 +13,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
@@ -72,19 +72,6 @@ def candidates(families: list[str]) -> list[Candidate]:
         grid = GRIDS[family]
         out.extend(Candidate(family, dict(zip(grid, values))) for values in itertools.product(*grid.values()))
     return out
-
-
-def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """One weight per class index giving every present class the same total weight (training then optimises UAR)."""
-    counts = np.bincount(labels, minlength=n_classes)
-    return len(labels) / (np.count_nonzero(counts) * np.maximum(counts, 1))
-
-
-def fit_weighted(estimator: ClassifierMixin, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> ClassifierMixin:
-    """Fit with per-row weights on the final estimator (a pipeline's scaler stays unweighted)."""
-    if isinstance(estimator, Pipeline):
-        return estimator.fit(x, y, **{f"{estimator.steps[-1][0]}__sample_weight": weights})
-    return estimator.fit(x, y, sample_weight=weights)
 
 
 def gender_classifier() -> ClassifierMixin:
