@@ -94,7 +94,9 @@ class FrameVad:
         mean = frames.sum(axis=1, dtype=np.float64) / self.frame_samples  # a DC offset is not speech
         loud = self._loud(frames, mean)
         if len(loud):
-            pcm = ((frames[loud] - mean[loud, None]).clip(-1.0, 1.0) * 32767.0).astype(np.int16)
+            centred = np.subtract(frames[loud], mean[loud, None])   # in place from here: no temporaries
+            np.minimum(np.maximum(centred, -1.0, out=centred), 1.0, out=centred)
+            pcm = np.multiply(centred, 32767.0, out=centred).astype(np.int16)
             is_speech, rate = self._vad.is_speech, self.sample_rate
             speech[loud] = [is_speech(frame, rate) for frame in pcm.view(np.uint8)]  # rows of bytes
         return speech
