@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from realtime.features import FeatureSpec
 from realtime.pipeline import WindowFeaturizer
 from realtime.sources import FileSource, SourceError
 from realtime.vad import VadConfig
 from ser_train.corpora import Clip
+from ser_train.progress import progress_bar
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE = Path(os.environ.get("SER_CACHE", Path.home() / ".cache" / "ser-train"))
@@ -102,8 +102,7 @@ def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), 
     pairs = [(clip, factor) for factor in factors for clip in clips]
     jobs = [(clip.path, spec, vad, factor, cache_dir) for clip, factor in pairs]
     results: list[ClipWindows] = []
-    columns = (TextColumn("features"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress, ProcessPoolExecutor(workers) as pool:
+    with progress_bar("features") as progress, ProcessPoolExecutor(workers) as pool:
         task = progress.add_task("features", total=len(jobs))
         for (clip, factor), result in zip(pairs, pool.map(_cached_windows, jobs, chunksize=8)):
             if isinstance(result, str):

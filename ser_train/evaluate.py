@@ -7,13 +7,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from realtime.pipeline import Pipeline
 from realtime.scorer import Scorer
 from realtime.sources import DEFAULT_BLOCK, FileSource, SourceError
 from ser_train.corpora import Clip
 from ser_train.metrics import emotion_report, gender_accuracy
+from ser_train.progress import progress_bar
 from ser_train.sessions import GENDERS
 
 
@@ -57,8 +57,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     shared_index = [labels.index(label) for label in shared]
     pipeline = Pipeline(scorer, adapt=True)
     truth, emotion_rows, gender_truth, gender_rows, unreadable = [], [], [], [], []
-    columns = (TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=not progress) as bar:
+    with progress_bar("evaluate", enabled=progress) as bar:
         task = bar.add_task("evaluate", total=len(usable))
         for session in session_order(usable, seed):
             pipeline.reset_session()

@@ -12,9 +12,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from realtime.adapt import SpeakerAdapter
+from ser_train.progress import progress_bar
 
 TORCH_HINT = ("the frame model needs PyTorch: pip install torch "
               "(CPU build: --index-url https://download.pytorch.org/whl/cpu), or pass --no-frame-model")
@@ -151,8 +151,7 @@ def train_frame_member(variants: list[list[np.ndarray]], labels: np.ndarray, n_c
     steps = config.epochs * int(np.ceil(per_epoch / config.batch))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=steps)
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    columns = (TextColumn("frame CNN"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
+    with progress_bar("frame CNN") as progress:
         task = progress.add_task("epochs", total=config.epochs)
         for _ in range(config.epochs):
             network.train()
