@@ -34,6 +34,9 @@ def test_stream_benchmark_prints_every_figure(tmp_path: Path, corpus: str):
                    ("cpu_ms_per_audio_s", "realtime_factor", "latency_p50_ms", "latency_p99_ms"))
     for key in ("b_over_a", "c_over_a", "cold_start_s", "peak_rss_mb", "model_mb", "replay_cpu_ms_per_audio_s"):
         assert math.isfinite(figures[key]) and figures[key] > 0, key
+    for ratio in ("b_over_a", "c_over_a"):   # the median of the per-repetition ratios lies within their range
+        low, high = figures[f"{ratio}_range"]
+        assert low <= figures[ratio] <= high
     assert "demo.flac" in result.stdout if corpus == "empty" else "demo.flac" not in result.stdout
     assert all(f"\n{name}  " in result.stdout for name in "ABC") and "cold start" in result.stdout
 
