@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--frame-epochs", type=int, default=FrameModelConfig.epochs,
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
+    fit.add_argument("--seed", type=int, default=0,
+                     help="seed of every random choice: session orders, classifier and CNN training (default 0)")
 
     ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it")
     ev.add_argument("--model", type=Path, required=True)
@@ -90,7 +92,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     clips = [c for c in clips if c.label in labels]
     config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
-                       frame=FrameModelConfig(epochs=args.frame_epochs))
+                       frame=FrameModelConfig(epochs=args.frame_epochs), seed=args.seed)
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")

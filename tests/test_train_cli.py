@@ -67,10 +67,12 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     out = tmp_path / "model" / "small"
     frame_model = ["--frame-epochs", "2"] if torch_available() else ["--no-frame-model"]
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
-                     "--families", "logreg", "--folds", "2", "--out", str(out), "--report", str(tmp_path / "rep")]) == 0
+                     "--families", "logreg", "--folds", "2", "--seed", "1", "--out", str(out),
+                     "--report", str(tmp_path / "rep")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
     assert card["labels"] == ["neutral", "happy", "sad", "angry"]
+    assert card["training"]["fit_config"]["seed"] == 1
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
