@@ -143,7 +143,9 @@ def reproduce_command(card: dict) -> str:
         frame = " --no-frame-model"
     elif config["frame"]["epochs"] != FrameModelConfig.epochs:
         frame = f" --frame-epochs {config['frame']['epochs']}"
-    return f"ser-train fit {corpora} --families {','.join(config['families'])}{frame} --out models/{card['name']}"
+    seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
+    return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{seed} "
+            f"--out models/{card['name']}")
 
 
 def _ensemble_note(card: dict) -> str:

@@ -78,3 +78,15 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
     assert ("frame_model" in card) == torch_available()
     assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "confusion_adapt.png").exists()
+
+
+def test_reproduce_command_carries_every_non_default_setting():
+    from dataclasses import asdict
+
+    from ser_train.fit import FitConfig
+    from ser_train.report import reproduce_command
+
+    card = lambda fit: {"name": "m", "training": {"corpora": ["ravdess=D"], "fit_config": asdict(fit)}}  # noqa: E731
+    command = "ser-train fit --corpus ravdess=D --families logreg,svc,mlp,hgb"
+    assert reproduce_command(card(FitConfig())) == f"{command} --out models/m"
+    assert reproduce_command(card(FitConfig(frame_model=False, seed=3))) == f"{command} --no-frame-model --seed 3 --out models/m"
