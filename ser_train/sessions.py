@@ -28,8 +28,8 @@ class WindowTable:
     labels: tuple[str, ...]
 
     def subset(self, rows: np.ndarray) -> "WindowTable":
-        return WindowTable(self.x[rows], self.frames[rows], self.label[rows], self.gender[rows], self.speaker[rows], self.session[rows],
-                           self.factor[rows], self.clip[rows], self.duration_s[rows], self.labels)
+        return WindowTable(self.x[rows], self.frames[rows], self.label[rows], self.gender[rows], self.speaker[rows],
+                           self.session[rows], self.factor[rows], self.clip[rows], self.duration_s[rows], self.labels)
 
 
 def window_table(clips: list[ClipWindows], labels: tuple[str, ...]) -> WindowTable:
