@@ -63,5 +63,7 @@ class RingBuffer:
         """
         if start < self.oldest or stop > self.written or start > stop:
             raise IndexError(f"rows [{start}, {stop}) not held; buffer holds [{self.oldest}, {self.written})")
-        idx = np.arange(start, stop) % self.capacity
-        return self._data[idx]
+        begin, n = start % self.capacity, stop - start
+        if begin + n <= self.capacity:     # one slice: no index array
+            return self._data[begin:begin + n].copy()
+        return np.concatenate((self._data[begin:], self._data[:begin + n - self.capacity]))

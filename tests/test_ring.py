@@ -36,3 +36,13 @@ def test_seek_rewrites_from_a_position():
     ring.seek(4)
     ring.write(np.array([40, 50, 60], dtype=np.float32))
     np.testing.assert_array_equal(ring.read(2, 7), [2, 3, 40, 50, 60])
+
+
+def test_reads_are_copies_whether_or_not_they_wrap():
+    ring = RingBuffer(6)
+    ring.write(np.arange(9, dtype=np.float32))       # holds 3..8; 6..8 wrapped to the front
+    for start, stop in ((3, 6), (3, 9), (7, 9), (5, 5)):
+        rows = ring.read(start, stop)
+        np.testing.assert_array_equal(rows, np.arange(start, stop))
+        rows += 100
+    np.testing.assert_array_equal(ring.read(3, 9), np.arange(3, 9))
