@@ -58,24 +58,27 @@ class FrameVad:
         self.sample_rate = sample_rate
         self.frame_samples = frame_samples
         self._vad = webrtcvad.Vad(config.aggressiveness)
-        self._absolute_db = config.energy_floor_dbfs
-        self._margin_db = config.margin_db
+        # the gate compares powers: x dB above the floor is a power 10 ** (x / 10) times the floor's
+        self._absolute_power = 10.0 ** (config.energy_floor_dbfs / 10)
+        self._margin_ratio = 10.0 ** (config.margin_db / 10)
         self._history = max(1, int(round(config.noise_window_s * sample_rate / frame_samples)))
         self.reset()
 
     def reset(self) -> None:
         self._pending = np.zeros(0, dtype=np.float32)
-        self._recent_db = np.full(self._history - 1, np.inf)
+        self._recent_power = np.full(self._history - 1, np.inf)
 
-    def _loud(self, frames: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """Indices of the frames that pass the energy gate (DC excluded); each frame's noise floor
-        uses only frames up to itself."""
-        power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self.frame_samples - mean * mean
-        energy_db = 10.0 * np.log10(np.maximum(power, 0.0) + 1e-12)
-        recent = np.concatenate((self._recent_db, energy_db))
-        self._recent_db = recent[len(energy_db):]
+    def _loud(self, wide: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """Indices of the frames ``wide`` (float64) that pass the energy gate (DC excluded); each
+        frame's noise floor uses only frames up to itself."""
+        power = np.add.reduce(np.multiply(wide, wide), axis=1) / self.frame_samples - mean * mean
+        power = np.maximum(power, 0.0, out=power)
+        power += 1e-12
+        recent = np.concatenate((self._recent_power, power))
+        self._recent_power = recent[len(power):]
         floor = sliding_min(recent, self._history)
-        return (energy_db >= np.maximum(floor + self._margin_db, self._absolute_db)).nonzero()[0]
+        floor *= self._margin_ratio
+        return (power >= np.maximum(floor, self._absolute_power, out=floor)).nonzero()[0]
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Return one boolean per frame completed by ``samples``.
@@ -90,11 +93,11 @@ class FrameVad:
         speech = np.zeros(n, dtype=bool)
         if n == 0:
             return speech
-        frames = buf[:n * self.frame_samples].reshape(n, self.frame_samples)
-        mean = frames.sum(axis=1, dtype=np.float64) / self.frame_samples  # a DC offset is not speech
-        loud = self._loud(frames, mean)
+        wide = buf[:n * self.frame_samples].reshape(n, self.frame_samples).astype(np.float64)
+        mean = np.add.reduce(wide, axis=1) / self.frame_samples  # a DC offset is not speech
+        loud = self._loud(wide, mean)
         if len(loud):
-            centred = np.subtract(frames[loud], mean[loud, None])   # in place from here: no temporaries
+            centred = np.subtract(wide[loud], mean[loud, None])   # in place from here: no temporaries
             np.minimum(np.maximum(centred, -1.0, out=centred), 1.0, out=centred)
             pcm = np.multiply(centred, 32767.0, out=centred).astype(np.int16)
             is_speech, rate = self._vad.is_speech, self.sample_rate
