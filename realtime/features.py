@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -23,7 +23,10 @@ EPS = 1e-10
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Everything that determines the feature vector; its hash guards model cards."""
+    """Everything that determines the feature vector; its hash guards model cards.
+
+    The derived names and sizes are cached: features and functionals read them per call.
+    """
 
     sample_rate: int = 16000
     frame_length: int = 640
@@ -45,24 +48,23 @@ class FeatureSpec:
         text = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    @property
-    def frame_names(self) -> list[str]:
+    @cached_property
+    def frame_names(self) -> tuple[str, ...]:
         """Names of the per-hop frame columns (before functionals)."""
-        return ([f"mfcc{i}" for i in range(self.n_mfcc)] + [f"dmfcc{i}" for i in range(self.n_mfcc)]
-                + ["energy_db", "centroid", "bandwidth", "rolloff", "flatness", "flux", "zcr", "voicing",
-                   "f0_semitones"])
+        return (*(f"mfcc{i}" for i in range(self.n_mfcc)), *(f"dmfcc{i}" for i in range(self.n_mfcc)),
+                "energy_db", "centroid", "bandwidth", "rolloff", "flatness", "flux", "zcr", "voicing", "f0_semitones")
 
-    @property
-    def stat_names(self) -> list[str]:
-        return ["mean", "std"] + [f"p{p}" for p in self.percentiles]
+    @cached_property
+    def stat_names(self) -> tuple[str, ...]:
+        return ("mean", "std", *(f"p{p}" for p in self.percentiles))
 
-    @property
-    def names(self) -> list[str]:
+    @cached_property
+    def names(self) -> tuple[str, ...]:
         """Names of the window vector's entries, in order."""
-        general = [f"{f}_{s}" for f in self.frame_names[:-1] for s in self.stat_names]
-        return general + [f"f0_{s}" for s in self.stat_names] + ["voiced_fraction"]
+        general = (f"{f}_{s}" for f in self.frame_names[:-1] for s in self.stat_names)
+        return (*general, *(f"f0_{s}" for s in self.stat_names), "voiced_fraction")
 
-    @property
+    @cached_property
     def dim(self) -> int:
         return len(self.frame_names) * len(self.stat_names) + 1
 
