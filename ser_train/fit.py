@@ -22,6 +22,7 @@ from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
 from ser_train.metrics import clip_probabilities, emotion_report
 from ser_train.models import Candidate, candidates, gender_classifier
+from ser_train.progress import progress_bar
 from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_inputs, population_stats,
                                 simulated_sessions, training_rows, window_table)
 
@@ -114,6 +115,35 @@ def _fold_scores(table: WindowTable, candidate: Candidate, fit: FitConfig, split
             for mode, parts in collected.items()}
 
 
+def model_search(table: WindowTable, fit: FitConfig, splits: list,
+                 console: Console | None = None) -> tuple[Candidate, list[dict]]:
+    """Score every candidate over ``splits``; the best by adapted + cold UAR, and one row per candidate.
+
+    With ``console`` each candidate's scores are printed; without, a transient progress bar runs.
+    """
+    pool = candidates(list(fit.families))
+    search = []
+    with progress_bar("model search", enabled=console is None) as progress:
+        task = progress.add_task("candidates", total=len(pool))
+        for candidate in pool:
+            scores = _fold_scores(table, candidate, fit, splits)
+            search.append({"candidate": candidate.name, "family": candidate.family,
+                           "adapt_uar": scores["adapt"]["uar"], "cold_uar": scores["cold"]["uar"],
+                           "adapt_accuracy": scores["adapt"]["accuracy"], "cold_accuracy": scores["cold"]["accuracy"]})
+            if console is not None:
+                console.print(f"  {candidate.name:40s} UAR adapted {scores['adapt']['uar']:.3f}  "
+                              f"cold {scores['cold']['uar']:.3f}")
+            progress.advance(task)
+    best = max(range(len(pool)), key=lambda i: search[i]["adapt_uar"] + search[i]["cold_uar"])
+    return pool[best], search
+
+
+def nested_choice(table: WindowTable, fit: FitConfig, train: np.ndarray) -> Candidate:
+    """The candidate a search over the training rows ``train`` alone picks: held-out speakers play no part."""
+    inner = table.subset(train)
+    return model_search(inner, fit, speaker_splits(inner, min(fit.folds, len(np.unique(inner.speaker)))))[0]
+
+
 def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], fit: FitConfig, metrics: dict,
                gender_trained: bool = True, frame_member: FrameMember | None = None) -> dict:
     card = {"format": CARD_FORMAT, "name": name, "labels": list(labels), "gender_labels": list(GENDERS),
@@ -145,36 +175,33 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     folds = min(fit.folds, len(speakers))
     if folds < 2:
         raise ValueError(f"need at least 2 speakers for speaker-grouped CV, found {len(speakers)}")
+    if fit.streaming_cv and len(speakers) < 3:
+        raise ValueError(f"streaming CV searches models within each fold's training speakers, so it needs at "
+                         f"least 3 speakers (found {len(speakers)}); pass --no-streaming-cv")
     splits = speaker_splits(table, folds)
     real = table.factor == 1.0
     console.print(f"{int(real.sum())} windows from {len(np.unique(table.clip[real]))} clips, {len(speakers)} speakers "
                   f"(+{int((~real).sum())} voice-perturbed training windows, factors {fit.voice_factors}); "
                   f"{folds}-fold CV grouped by speaker")
-    search = []
-    for candidate in candidates(list(fit.families)):
-        scores = _fold_scores(table, candidate, fit, splits)
-        search.append({"candidate": candidate.name, "family": candidate.family,
-                       "adapt_uar": scores["adapt"]["uar"], "cold_uar": scores["cold"]["uar"],
-                       "adapt_accuracy": scores["adapt"]["accuracy"], "cold_accuracy": scores["cold"]["accuracy"]})
-        console.print(f"  {candidate.name:40s} UAR adapted {scores['adapt']['uar']:.3f}  cold {scores['cold']['uar']:.3f}")
-    best_row = max(search, key=lambda r: r["adapt_uar"] + r["cold_uar"])
-    best = next(c for c in candidates(list(fit.families)) if c.name == best_row["candidate"])
+    best, search = model_search(table, fit, splits, console)
     console.print(f"chosen: {best.name}")
     frame_note = (f", together with the frame CNN (trained on the same windows' frames, "
                   f"{fit.frame.session_orders} session orders + cold, {fit.frame.epochs} epochs; ensemble weight "
                   f"{fit.frame.weight:g}, fixed in advance)") if fit.frame_model else ""
     metrics: dict = {"model_search": search, "chosen": best.name,
                      "protocol": f"{folds}-fold GroupKFold by speaker. Model search: each candidate trained on the "
-                                 f"training folds' real audio ({fit.search_session_orders} simulated session order + cold "
-                                 f"windows), ranked by adapted + cold UAR on the held-out folds. The chosen candidate is "
-                                 f"retrained per fold with voice-perturbed copies (factors {list(fit.voice_factors)}) of "
-                                 f"the training speakers only and {fit.session_orders} session orders"
-                                 f"{frame_note}, exported to ONNX, "
-                                 f"and every held-out clip is replayed through the streaming pipeline (streaming_cv). "
-                                 f"Clip decision = duration-weighted mean of its VAD segments; a clip with no speech "
-                                 f"counts as an error."}
+                                 f"training folds' real audio ({fit.search_session_orders} simulated session order + "
+                                 f"cold windows), ranked by adapted + cold UAR on the held-out folds; this picks the "
+                                 f"shipped classifier. The streaming CV is nested: inside each fold the search is rerun "
+                                 f"on that fold's training speakers alone ({folds}-fold grouped, or one fold per speaker "
+                                 f"when fewer), so held-out speakers never influence the choice. The fold's choice is "
+                                 f"retrained with voice-perturbed copies (factors {list(fit.voice_factors)}) of the "
+                                 f"training speakers only and {fit.session_orders} session orders{frame_note}, exported "
+                                 f"to ONNX, and every held-out clip is replayed through the streaming pipeline "
+                                 f"(streaming_cv). Clip decision = duration-weighted mean of its VAD segments; a clip "
+                                 f"with no speech counts as an error."}
     if fit.streaming_cv:
-        metrics["streaming_cv"] = streaming_cv(clips, table, best, fit, splits, labels, corpora, console)
+        metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console)
     onnx_path, graph, card, emotion, gender, member, z = _export(out, table, best, fit, labels, corpora, metrics)
     if member is None:
         diff = check_equality(onnx_path, emotion, gender, z[:500])
@@ -188,21 +215,24 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     return card
 
 
-def streaming_cv(clips: list[Clip], table: WindowTable, best: Candidate, fit: FitConfig, splits: list,
+def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list,
                  labels: tuple[str, ...], corpora: list[str], console: Console) -> dict:
-    """Per fold, export the model and replay the held-out speakers' clips through the pipeline."""
+    """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips."""
     by_mode: dict[str, list[dict]] = {"adapt": [], "cold": []}
+    chosen = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (train, test) in enumerate(splits):
-            path = _export(Path(tmp) / f"fold{k}", table.subset(train), best, fit, labels, corpora, {})[0]
+            choice = nested_choice(table, fit, train)
+            chosen.append(choice.name)
+            path = _export(Path(tmp) / f"fold{k}", table.subset(train), choice, fit, labels, corpora, {})[0]
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             for mode in by_mode:
                 by_mode[mode].append(evaluate(Scorer(path, DEFAULT_SPEC), held_clips, adapt=mode == "adapt",
                                               seed=fit.seed, progress=False))
-            console.print(f"  streaming CV fold {k + 1}/{len(splits)}: UAR adapted {by_mode['adapt'][-1]['uar']:.3f}  "
-                          f"cold {by_mode['cold'][-1]['uar']:.3f}")
-    return {mode: pooled(reports) for mode, reports in by_mode.items()}
+            console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): "
+                          f"UAR adapted {by_mode['adapt'][-1]['uar']:.3f}  cold {by_mode['cold'][-1]['uar']:.3f}")
+    return {**{mode: pooled(reports) for mode, reports in by_mode.items()}, "fold_chosen": chosen}
 
 
 def pooled(reports: list[dict]) -> dict:

@@ -120,7 +120,7 @@ windows, features, adaptation, ONNX scoring: the same pipeline as `ser replay`).
 |---|---|---|
 {search_rows}
 
-Chosen: `{metrics['chosen']}`.{_ensemble_note(card)} ONNX vs the trained models' own probabilities,
+Chosen: `{metrics['chosen']}`.{_fold_choices(stream)}{_ensemble_note(card)} ONNX vs the trained models' own probabilities,
 max |diff|: {metrics.get('onnx_max_abs_diff')}.
 Reproduce: `{reproduce_command(card)}`
 Model size: {metrics.get('model_bytes', 0) / 1e6:.2f} MB.
@@ -146,6 +146,12 @@ def reproduce_command(card: dict) -> str:
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
     return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{seed} "
             f"--out models/{card['name']}")
+
+
+def _fold_choices(stream: dict) -> str:
+    """What each fold's nested search chose, when the card records it."""
+    chosen = stream.get("fold_chosen")
+    return f" In the streaming CV, each fold's own search chose: {', '.join(f'`{c}`' for c in chosen)}." if chosen else ""
 
 
 def _ensemble_note(card: dict) -> str:

@@ -58,6 +58,14 @@ def test_bad_corpus_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_streaming_cv_with_two_speakers_is_refused_in_one_line(tmp_path, capsys):
+    corpus = folder_corpus(tmp_path / "corpus")
+    assert cli.main(["fit", "--corpus", f"folder={corpus}", "--no-frame-model", "--families", "logreg",
+                     "--out", str(tmp_path / "m")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ser-train: error")]
+    assert len(errors) == 1 and "at least 3 speakers (found 2)" in errors[0] and "--no-streaming-cv" in errors[0]
+
+
 @pytest.mark.skipif(not SHARED_RAVDESS.exists(), reason="needs the RAVDESS subset at ../shared/data/ravdess "
                                                         "(present in CI, not in a user's clone)")
 def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
@@ -75,9 +83,11 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["training"]["fit_config"]["seed"] == 1
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
+    assert len(stream["fold_chosen"]) == 2 and all(c.startswith("logreg(") for c in stream["fold_chosen"])
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
     assert ("frame_model" in card) == torch_available()
-    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "confusion_adapt.png").exists()
+    assert (tmp_path / "rep" / "confusion_adapt.png").exists()
+    assert "each fold's own search chose: `logreg(" in (tmp_path / "rep" / "report.md").read_text()
 
 
 def test_reproduce_command_carries_every_non_default_setting():
