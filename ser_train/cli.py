@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output path without suffix (default {DEFAULT_OUT})")
     fit.add_argument("--families", default="logreg,svc,mlp,hgb", help="classifier families to search")
     fit.add_argument("--folds", type=int, default=5)
-    fit.add_argument("--no-streaming-cv", action="store_true", help="skip the per-fold replay through the pipeline")
+    fit.add_argument("--no-streaming-cv", action="store_true",
+                     help="skip the per-fold model search and replay through the pipeline")
     fit.add_argument("--no-frame-model", action="store_true",
                      help="window model only: no frame CNN in the ensemble (no PyTorch needed)")
     fit.add_argument("--frame-epochs", type=int, default=FrameModelConfig.epochs,
