@@ -82,7 +82,7 @@ class Monitor:
     def on_chunk(self, samples: np.ndarray) -> None:
         self.samples += len(samples)
         if len(samples):
-            peak = max(float(samples.max()), -float(samples.min()))
+            peak = max(float(np.maximum.reduce(samples)), -float(np.minimum.reduce(samples)))  # no wrappers
             wide = samples.astype(np.float64)
             rms = math.sqrt(float(np.dot(wide, wide)) / len(wide))
             self.level_dbfs = 20 * math.log10(max(rms, 1e-6))

@@ -50,7 +50,8 @@ class RingBuffer:
         pos = self.written % self.capacity
         first = min(n, self.capacity - pos)
         self._data[pos:pos + first] = rows[:first]
-        self._data[:n - first] = rows[first:]
+        if first < n:
+            self._data[:n - first] = rows[first:]
         self.written += n
 
     def read(self, start: int, stop: int) -> np.ndarray:

@@ -158,7 +158,7 @@ class Windower:
     def push(self, decisions: np.ndarray) -> list[WindowEvent]:
         """Advance by one frame per decision; return the window events they cause."""
         events: list[WindowEvent] = []
-        if self.start is None and not decisions.any():   # silence outside a window: nothing to track
+        if self.start is None and not np.count_nonzero(decisions):   # silence outside a window: nothing to track
             self.position += self.frame * len(decisions)
             return events
         for speech in decisions:
