@@ -7,9 +7,12 @@ import logging
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import onnx
 from rich.console import Console
+from sklearn.base import ClassifierMixin
 from sklearn.model_selection import GroupKFold
 
 from realtime.adapt import AdaptConfig, SpeakerAdapter
@@ -73,15 +76,27 @@ def _fit_frame_member(table: WindowTable, fit: FitConfig) -> FrameMember:
                               fit.frame, fit.seed)
 
 
+class Exported(NamedTuple):
+    """A written model, with the fitted parts and training inputs its equality check compares against."""
+
+    onnx_path: Path
+    graph: onnx.ModelProto
+    card: dict
+    emotion: ClassifierMixin
+    gender: ClassifierMixin | None
+    member: FrameMember | None
+    z: np.ndarray            # the emotion head's training inputs
+
+
 def _export(out: Path, table: WindowTable, candidate: Candidate, fit: FitConfig, labels: tuple[str, ...],
-            corpora: list[str], metrics: dict) -> tuple:
+            corpora: list[str], metrics: dict) -> Exported:
     """Fit the heads (and the frame member) on ``table`` with the full recipe and write ``out.onnx`` with its card."""
     emotion, gender, adapter, z = _fit_heads(table, candidate, fit, fit.session_orders)
     member = _fit_frame_member(table, fit) if fit.frame_model else None
     card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender is not None, member)
     graph = merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim, member)
     onnx_path, _ = write_model(out, graph, card)
-    return onnx_path, graph, card, emotion, gender, member, z
+    return Exported(onnx_path, graph, card, emotion, gender, member, z)
 
 
 def speaker_splits(table: WindowTable, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -202,17 +217,17 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"with no speech counts as an error."}
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console)
-    onnx_path, graph, card, emotion, gender, member, z = _export(out, table, best, fit, labels, corpora, metrics)
-    if member is None:
-        diff = check_equality(onnx_path, emotion, gender, z[:500])
+    model = _export(out, table, best, fit, labels, corpora, metrics)
+    if model.member is None:
+        diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:500])
     else:
-        sample = table.subset(np.arange(min(50, len(z))))
-        frames, _ = normalized_inputs(sample, sample.frames, member.adapter, "cold")
-        diff = check_equality(onnx_path, emotion, gender, z[:len(frames)], member, frames)
-    card["metrics"]["onnx_max_abs_diff"] = diff
-    card["metrics"]["model_bytes"] = onnx_path.stat().st_size
-    write_model(out, graph, card)
-    return card
+        sample = table.subset(np.arange(min(50, len(model.z))))
+        frames, _ = normalized_inputs(sample, sample.frames, model.member.adapter, "cold")
+        diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:len(frames)], model.member, frames)
+    model.card["metrics"]["onnx_max_abs_diff"] = diff
+    model.card["metrics"]["model_bytes"] = model.onnx_path.stat().st_size
+    write_model(out, model.graph, model.card)   # again, now that the card holds the equality figure
+    return model.card
 
 
 def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list,
@@ -224,7 +239,7 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
         for k, (train, test) in enumerate(splits):
             choice = nested_choice(table, fit, train)
             chosen.append(choice.name)
-            path = _export(Path(tmp) / f"fold{k}", table.subset(train), choice, fit, labels, corpora, {})[0]
+            path = _export(Path(tmp) / f"fold{k}", table.subset(train), choice, fit, labels, corpora, {}).onnx_path
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             for mode in by_mode:
