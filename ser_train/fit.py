@@ -180,19 +180,24 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
     return card
 
 
+def _check_speakers(n: int, fit: FitConfig) -> None:
+    if n < 2:
+        raise ValueError(f"need at least 2 speakers for speaker-grouped CV, found {n}")
+    if fit.streaming_cv and n < 3:
+        raise ValueError(f"streaming CV searches models within each fold's training speakers, so it needs at "
+                         f"least 3 speakers (found {n}); pass --no-streaming-cv")
+
+
 def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], out: Path, fit: FitConfig,
               console: Console) -> dict:
     """Search, fit, export and document a model; return its card."""
     if fit.frame_model and not torch_available():
         raise ValueError(TORCH_HINT)
+    _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors)), labels)
     speakers = np.unique(table.speaker)
+    _check_speakers(len(speakers), fit)                         # a speaker whose clips hold no speech is gone
     folds = min(fit.folds, len(speakers))
-    if folds < 2:
-        raise ValueError(f"need at least 2 speakers for speaker-grouped CV, found {len(speakers)}")
-    if fit.streaming_cv and len(speakers) < 3:
-        raise ValueError(f"streaming CV searches models within each fold's training speakers, so it needs at "
-                         f"least 3 speakers (found {len(speakers)}); pass --no-streaming-cv")
     splits = speaker_splits(table, folds)
     real = table.factor == 1.0
     console.print(f"{int(real.sum())} windows from {len(np.unique(table.clip[real]))} clips, {len(speakers)} speakers "

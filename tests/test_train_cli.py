@@ -58,8 +58,11 @@ def test_bad_corpus_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_streaming_cv_with_two_speakers_is_refused_in_one_line(tmp_path, capsys):
+def test_streaming_cv_with_two_speakers_is_refused_in_one_line_before_extraction(tmp_path, capsys, monkeypatch):
+    from ser_train import fit
+
     corpus = folder_corpus(tmp_path / "corpus")
+    monkeypatch.setattr(fit, "extract", lambda *args, **kwargs: pytest.fail("features were extracted first"))
     assert cli.main(["fit", "--corpus", f"folder={corpus}", "--no-frame-model", "--families", "logreg",
                      "--out", str(tmp_path / "m")]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ser-train: error")]
