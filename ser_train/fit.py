@@ -212,14 +212,14 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                      "protocol": f"{folds}-fold GroupKFold by speaker. Model search: each candidate trained on the "
                                  f"training folds' real audio ({fit.search_session_orders} simulated session order + "
                                  f"cold windows), ranked by adapted + cold UAR on the held-out folds; this picks the "
-                                 f"shipped classifier. The streaming CV is nested: inside each fold the search is rerun "
-                                 f"on that fold's training speakers alone ({folds}-fold grouped, or one fold per speaker "
-                                 f"when fewer), so held-out speakers never influence the choice. The fold's choice is "
-                                 f"retrained with voice-perturbed copies (factors {list(fit.voice_factors)}) of the "
-                                 f"training speakers only and {fit.session_orders} session orders{frame_note}, exported "
-                                 f"to ONNX, and every held-out clip is replayed through the streaming pipeline "
-                                 f"(streaming_cv). Clip decision = duration-weighted mean of its VAD segments; a clip "
-                                 f"with no speech counts as an error."}
+                                 f"shipped classifier. The streaming CV is nested: inside each fold the search is "
+                                 f"rerun on that fold's training speakers alone ({folds}-fold grouped, or one fold per "
+                                 f"speaker when fewer), so held-out speakers never influence the choice. The fold's "
+                                 f"choice is retrained with voice-perturbed copies (factors {list(fit.voice_factors)}) "
+                                 f"of the training speakers only and {fit.session_orders} session orders{frame_note}, "
+                                 f"exported to ONNX, and every held-out clip is replayed through the streaming "
+                                 f"pipeline (streaming_cv). Clip decision = duration-weighted mean of its VAD "
+                                 f"segments; a clip with no speech counts as an error."}
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console)
     model = _export(out, table, best, fit, labels, corpora, metrics)

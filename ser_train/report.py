@@ -120,8 +120,8 @@ windows, features, adaptation, ONNX scoring: the same pipeline as `ser replay`).
 |---|---|---|
 {search_rows}
 
-Chosen: `{metrics['chosen']}`.{_fold_choices(stream)}{_ensemble_note(card)} ONNX vs the trained models' own probabilities,
-max |diff|: {metrics.get('onnx_max_abs_diff')}.
+Chosen: `{metrics['chosen']}`.{_fold_choices(stream)}{_ensemble_note(card)}
+ONNX vs the trained models' own probabilities, max |diff|: {metrics.get('onnx_max_abs_diff')}.
 Reproduce: `{reproduce_command(card)}`
 Model size: {metrics.get('model_bytes', 0) / 1e6:.2f} MB.
 
@@ -151,7 +151,9 @@ def reproduce_command(card: dict) -> str:
 def _fold_choices(stream: dict) -> str:
     """What each fold's nested search chose, when the card records it."""
     chosen = stream.get("fold_chosen")
-    return f" In the streaming CV, each fold's own search chose: {', '.join(f'`{c}`' for c in chosen)}." if chosen else ""
+    if not chosen:
+        return ""
+    return f" In the streaming CV, each fold's own search chose: {', '.join(f'`{c}`' for c in chosen)}."
 
 
 def _ensemble_note(card: dict) -> str:
