@@ -153,10 +153,9 @@ def model_search(table: WindowTable, fit: FitConfig, splits: list,
     return pool[best], search
 
 
-def nested_choice(table: WindowTable, fit: FitConfig, train: np.ndarray) -> Candidate:
-    """The candidate a search over the training rows ``train`` alone picks: held-out speakers play no part."""
-    inner = table.subset(train)
-    return model_search(inner, fit, speaker_splits(inner, min(fit.folds, len(np.unique(inner.speaker)))))[0]
+def nested_choice(train: WindowTable, fit: FitConfig) -> Candidate:
+    """The candidate a search over one fold's training table alone picks: held-out speakers play no part."""
+    return model_search(train, fit, speaker_splits(train, min(fit.folds, len(np.unique(train.speaker)))))[0]
 
 
 def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], fit: FitConfig, metrics: dict,
@@ -242,9 +241,10 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
     chosen = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (train, test) in enumerate(splits):
-            choice = nested_choice(table, fit, train)
+            fold = table.subset(train)
+            choice = nested_choice(fold, fit)
             chosen.append(choice.name)
-            path = _export(Path(tmp) / f"fold{k}", table.subset(train), choice, fit, labels, corpora, {}).onnx_path
+            path = _export(Path(tmp) / f"fold{k}", fold, choice, fit, labels, corpora, {}).onnx_path
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             for mode in by_mode:
