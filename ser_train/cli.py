@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--adapt", dest="adapt", action="store_true", default=True, help="one session per speaker (default)")
     mode.add_argument("--no-adapt", dest="adapt", action="store_false", help="reset state before every clip")
     ev.add_argument("--seed", type=int, default=0, help="seed of the within-speaker clip order")
+    ev.add_argument("--gain-db", type=float, default=0.0,
+                    help="play every clip this many dB louder (negative: quieter), clipped at full scale (default 0)")
     ev.add_argument("--json", type=Path, help="write the figures as JSON here")
 
     rep = commands.add_parser("report", help="markdown report with plots from a model card")
@@ -114,9 +117,11 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     from realtime.features import DEFAULT_SPEC
     from realtime.scorer import Scorer
 
+    if not math.isfinite(args.gain_db):
+        raise ValueError(f"--gain-db must be a finite number of dB, got {args.gain_db}")
     scorer = Scorer(args.model, DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     clips = scan_all([(args.corpus, args.data)], console)
-    report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed)
+    report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db)
     console.print(figures_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ class ClipWindows:
     """The segment windows found in one clip: ``vectors`` ``(n, dim)``, ``durations_s`` ``(n,)``
     and each window's frames (float32, ``(n_frames, n_frame_columns)``).
 
-    ``factor`` != 1 marks a voice-perturbed copy (see :func:`clip_windows`).
+    ``factor`` != 1 marks a voice-perturbed copy, ``gain_db`` != 0 one played at another level
+    (see :func:`clip_windows`).
     """
 
     clip: Clip
@@ -39,21 +41,31 @@ class ClipWindows:
     durations_s: np.ndarray
     frames: tuple[np.ndarray, ...]
     factor: float = 1.0
+    gain_db: float = 0.0
 
 
 Extracted = tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]
 
 
-def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 1.0) -> Extracted:
+def at_level(samples: np.ndarray, gain_db: float) -> np.ndarray:
+    """``samples`` played ``gain_db`` louder, clipped at full scale as a recording would be."""
+    if gain_db == 0.0:
+        return samples
+    return np.clip(samples * np.float32(10.0 ** (gain_db / 20)), -1.0, 1.0)
+
+
+def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 1.0,
+                 gain_db: float = 0.0) -> Extracted:
     """Replay one file through the serving windower; return segment vectors, durations and frames.
 
     With ``factor`` != 1 the file is decoded at ``factor * sample_rate`` and played at
     ``sample_rate``: pitch and formants scale by ``1 / factor`` (a new voice for training).
+    With ``gain_db`` != 0 it is played at another level (see :func:`at_level`).
     """
     featurizer = WindowFeaturizer(spec, vad, keep_frames=True)
     vectors, durations, frames = [], [], []
     source = FileSource(path, int(round(spec.sample_rate * factor)), block=EXTRACT_BLOCK, speed=0)
-    batches = [featurizer.push(chunk.samples) for chunk in source] + [featurizer.flush()]
+    batches = [featurizer.push(at_level(chunk.samples, gain_db)) for chunk in source] + [featurizer.flush()]
     for window in itertools.chain.from_iterable(batches):
         if window.event.kind == "segment":
             vectors.append(window.vector)
@@ -63,22 +75,24 @@ def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 
             tuple(frames))
 
 
-def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float) -> str:
+def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float, gain_db: float) -> str:
     stat = path.stat()
-    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad), factor,
+    copy = [factor] if gain_db == 0.0 else [factor, gain_db]   # entries cached before gains existed stay valid
+    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad), *copy,
                        CACHE_LAYOUT], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, Path | None]) -> Extracted | str:
-    path, spec, vad, factor, cache_dir = args
-    target = cache_dir / spec.hash() / f"{_cache_key(path, spec, vad, factor)}.npz" if cache_dir else None
+def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, float, Path | None]) -> Extracted | str:
+    path, spec, vad, factor, gain_db, cache_dir = args
+    key = _cache_key(path, spec, vad, factor, gain_db)
+    target = cache_dir / spec.hash() / f"{key}.npz" if cache_dir else None
     if target is not None and target.exists():
         with np.load(target) as data:
             frames = np.split(data["frames"], np.cumsum(data["frame_counts"])[:-1])
             return data["vectors"], data["durations"], tuple(frames) if len(data["durations"]) else ()
     try:
-        vectors, durations, frames = clip_windows(path, spec, vad, factor)
+        vectors, durations, frames = clip_windows(path, spec, vad, factor, gain_db)
     except SourceError as exc:
         return str(exc)
     if target is not None:
@@ -92,22 +106,24 @@ def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, Path | None
 
 
 def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), factors: tuple[float, ...] = (1.0,),
-            cache_dir: Path | None = DEFAULT_CACHE, workers: int | None = None) -> list[ClipWindows]:
+            cache_dir: Path | None = DEFAULT_CACHE, workers: int | None = None,
+            gain_db: Callable[[Clip, float], float] = lambda clip, factor: 0.0) -> list[ClipWindows]:
     """Window vectors for every clip and voice factor, extracted in parallel with a progress bar.
 
-    Results come factor by factor, each in the clips' order. Clips that cannot be
-    decoded are logged and returned with no windows, so they are counted, not dropped.
+    Results come factor by factor, each in the clips' order; ``gain_db(clip, factor)`` is
+    the level each copy is played at. Clips that cannot be decoded are logged and
+    returned with no windows, so they are counted, not dropped.
     """
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
-    pairs = [(clip, factor) for factor in factors for clip in clips]
-    jobs = [(clip.path, spec, vad, factor, cache_dir) for clip, factor in pairs]
+    copies = [(clip, factor, gain_db(clip, factor)) for factor in factors for clip in clips]
+    jobs = [(clip.path, spec, vad, factor, gain, cache_dir) for clip, factor, gain in copies]
     results: list[ClipWindows] = []
     with progress_bar("features") as progress, ProcessPoolExecutor(workers) as pool:
         task = progress.add_task("features", total=len(jobs))
-        for (clip, factor), result in zip(pairs, pool.map(_cached_windows, jobs, chunksize=8)):
+        for (clip, factor, gain), result in zip(copies, pool.map(_cached_windows, jobs, chunksize=8)):
             if isinstance(result, str):
                 log.warning("skipped %s: %s", clip.path, result)
                 result = (np.zeros((0, spec.dim)), np.zeros(0), ())
-            results.append(ClipWindows(clip, *result, factor=factor))
+            results.append(ClipWindows(clip, *result, factor=factor, gain_db=gain))
             progress.advance(task)
     return results

@@ -12,15 +12,17 @@ from realtime.pipeline import Pipeline
 from realtime.scorer import Scorer
 from realtime.sources import DEFAULT_BLOCK, FileSource, SourceError
 from ser_train.corpora import Clip
+from ser_train.dataset import at_level
 from ser_train.metrics import emotion_report, gender_accuracy
 from ser_train.progress import progress_bar
 from ser_train.sessions import GENDERS
 
 
-def clip_probs(pipeline: Pipeline, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """Stream one clip; return duration-weighted emotion and gender probabilities, None without speech."""
+def clip_probs(pipeline: Pipeline, path: Path, gain_db: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stream one clip (``gain_db`` louder); return duration-weighted emotion and gender probabilities,
+    None without speech."""
     source = FileSource(path, pipeline.sample_rate, block=DEFAULT_BLOCK, speed=0)
-    events = [e for chunk in source for e in pipeline.push(chunk.samples)] + pipeline.flush()
+    events = [e for chunk in source for e in pipeline.push(at_level(chunk.samples, gain_db))] + pipeline.flush()
     segments = [e for e in events if e.type == "segment"]
     if not segments:
         return None
@@ -44,11 +46,13 @@ def session_order(clips: list[Clip], seed: int) -> list[list[Clip]]:
     return sessions
 
 
-def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, progress: bool = True) -> dict:
+def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, progress: bool = True,
+             gain_db: float = 0.0) -> dict:
     """Replay every clip through the pipeline and score the clip-level decisions.
 
     With ``adapt`` each speaker is one session (state reset between speakers);
-    without it the state is reset before every clip. Clips whose label the model
+    without it the state is reset before every clip. ``gain_db`` plays every clip
+    louder (or quieter), clipped at full scale. Clips whose label the model
     lacks are skipped and counted; a clip with no detected speech counts as an error.
     """
     labels = scorer.card.labels
@@ -66,7 +70,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                     pipeline.reset_session()
                 pipeline.reset_stream()
                 try:
-                    result = clip_probs(pipeline, clip.path)
+                    result = clip_probs(pipeline, clip.path, gain_db)
                 except SourceError as exc:
                     unreadable.append(str(exc))
                     result = None
@@ -78,5 +82,5 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     report = emotion_report(np.array(truth), np.array(emotion_rows).reshape(-1, len(shared)), tuple(shared))
     report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable),
                    "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
-                   "adapt": adapt, "seed": seed, "model": scorer.card.name})
+                   "adapt": adapt, "seed": seed, "gain_db": gain_db, "model": scorer.card.name})
     return report

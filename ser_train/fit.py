@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import tempfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -30,6 +31,7 @@ from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_inp
                                 simulated_sessions, training_rows, window_table)
 
 log = logging.getLogger(__name__)
+LEVEL_SHIFTS_DB = (-10.0, 10.0)   # the held-out clips are also replayed this much quieter and louder
 LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
            "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
 
@@ -42,6 +44,7 @@ class FitConfig:
     folds: int = 5
     session_orders: int = 3
     voice_factors: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2)
+    copy_gain_db: tuple[float, float] = (-10.0, 20.0)   # each voice copy's session level, uniform in dB
     search_session_orders: int = 1
     seed: int = 0
     prior_windows: float = 2.0
@@ -49,6 +52,20 @@ class FitConfig:
     streaming_cv: bool = True
     frame_model: bool = True       # ensemble the window model with the frame CNN (needs PyTorch)
     frame: FrameModelConfig = FrameModelConfig()
+
+
+def copy_gain_db(clip: Clip, factor: float, fit: FitConfig) -> float:
+    """The level of a speaker's voice copy: one draw per (speaker, factor), so a copy is one session
+    recorded at one level. Real audio keeps its own level.
+
+    Corpora and microphones differ in speech level (RAVDESS's is low, about -39 dBFS), so
+    the copies teach the model that a session's absolute level says little about emotion.
+    """
+    low, high = fit.copy_gain_db
+    if factor == 1.0 or low == high == 0.0:
+        return 0.0
+    rng = np.random.default_rng([fit.seed, zlib.crc32(f"{clip.speaker}@{factor:g}".encode())])
+    return round(float(rng.uniform(low, high)), 2)
 
 
 def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders: int):
@@ -193,14 +210,16 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     if fit.frame_model and not torch_available():
         raise ValueError(TORCH_HINT)
     _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
-    table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors)), labels)
+    table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
+                                 gain_db=lambda clip, factor: copy_gain_db(clip, factor, fit)), labels)
     speakers = np.unique(table.speaker)
     _check_speakers(len(speakers), fit)                         # a speaker whose clips hold no speech is gone
     folds = min(fit.folds, len(speakers))
     splits = speaker_splits(table, folds)
     real = table.factor == 1.0
     console.print(f"{int(real.sum())} windows from {len(np.unique(table.clip[real]))} clips, {len(speakers)} speakers "
-                  f"(+{int((~real).sum())} voice-perturbed training windows, factors {fit.voice_factors}); "
+                  f"(+{int((~real).sum())} voice-perturbed training windows, factors {fit.voice_factors}, "
+                  f"each speaker's copy at one level in {fit.copy_gain_db} dB); "
                   f"{folds}-fold CV grouped by speaker")
     best, search = model_search(table, fit, splits, console)
     console.print(f"chosen: {best.name}")
@@ -214,7 +233,8 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"shipped classifier. The streaming CV is nested: inside each fold the search is "
                                  f"rerun on that fold's training speakers alone ({folds}-fold grouped, or one fold per "
                                  f"speaker when fewer), so held-out speakers never influence the choice. The fold's "
-                                 f"choice is retrained with voice-perturbed copies (factors {list(fit.voice_factors)}) "
+                                 f"choice is retrained with voice-perturbed copies (factors {list(fit.voice_factors)}, "
+                                 f"each played at one level drawn from {list(fit.copy_gain_db)} dB) "
                                  f"of the training speakers only and {fit.session_orders} session orders{frame_note}, "
                                  f"exported to ONNX, and every held-out clip is replayed through the streaming "
                                  f"pipeline (streaming_cv). Clip decision = duration-weighted mean of its VAD "
@@ -236,8 +256,10 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
 
 def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list,
                  labels: tuple[str, ...], corpora: list[str], console: Console) -> dict:
-    """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips."""
+    """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips,
+    as recorded and ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``: robustness to the recording level)."""
     by_mode: dict[str, list[dict]] = {"adapt": [], "cold": []}
+    by_level: dict[tuple[float, str], list[dict]] = {(gain, mode): [] for gain in LEVEL_SHIFTS_DB for mode in by_mode}
     chosen = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (train, test) in enumerate(splits):
@@ -247,12 +269,18 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             path = _export(Path(tmp) / f"fold{k}", fold, choice, fit, labels, corpora, {}).onnx_path
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
+            scorer = Scorer(path, DEFAULT_SPEC)
             for mode in by_mode:
-                by_mode[mode].append(evaluate(Scorer(path, DEFAULT_SPEC), held_clips, adapt=mode == "adapt",
-                                              seed=fit.seed, progress=False))
+                by_mode[mode].append(evaluate(scorer, held_clips, adapt=mode == "adapt", seed=fit.seed, progress=False))
+                for gain in LEVEL_SHIFTS_DB:
+                    by_level[(gain, mode)].append(evaluate(scorer, held_clips, adapt=mode == "adapt", seed=fit.seed,
+                                                           progress=False, gain_db=gain))
             console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): "
                           f"UAR adapted {by_mode['adapt'][-1]['uar']:.3f}  cold {by_mode['cold'][-1]['uar']:.3f}")
-    return {**{mode: pooled(reports) for mode, reports in by_mode.items()}, "fold_chosen": chosen}
+    levels = {f"{gain:+g} dB": {mode: pooled(by_level[(gain, mode)])["uar"] for mode in by_mode}
+              for gain in LEVEL_SHIFTS_DB}
+    return {**{mode: pooled(reports) for mode, reports in by_mode.items()}, "fold_chosen": chosen,
+            "uar_at_level": levels}
 
 
 def pooled(reports: list[dict]) -> dict:

@@ -109,7 +109,7 @@ windows, features, adaptation, ONNX scoring: the same pipeline as `ser replay`).
 | mode | clips | accuracy | UAR | gender accuracy | ECE (mean over folds) | UAR per fold |
 |---|---|---|---|---|---|---|
 {rows}
-
+{_level_note(stream)}
 ![confusion, adapted](confusion_adapt.png) ![confusion, cold](confusion_cold.png)
 
 ![per-class F1](per_class_f1.png)
@@ -146,6 +146,15 @@ def reproduce_command(card: dict) -> str:
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
     return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{seed} "
             f"--out models/{card['name']}")
+
+
+def _level_note(stream: dict) -> str:
+    """The held-out clips' UAR when replayed quieter and louder, when the card records it."""
+    levels = stream.get("uar_at_level")
+    if not levels:
+        return ""
+    shifts = "; ".join(f"{shift}: adapted {u['adapt']:.3f}, cold {u['cold']:.3f}" for shift, u in levels.items())
+    return f"\nThe same held-out clips replayed at another recording level, UAR: {shifts}.\n"
 
 
 def _fold_choices(stream: dict) -> str:

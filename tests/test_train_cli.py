@@ -53,6 +53,13 @@ def test_evaluate_cli_writes_json(tmp_path, tiny_model, capsys):
     assert {"n", "skipped", "accuracy", "uar", "gender_accuracy", "per_class", "confusion"} <= set(figures)
 
 
+def test_non_finite_gain_is_one_line(tmp_path, tiny_model, capsys):
+    assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path),
+                     "--gain-db", "nan"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--gain-db must be a finite number" in err
+
+
 def test_bad_corpus_is_one_line(tmp_path, capsys):
     assert cli.main(["fit", "--corpus", f"ravdess={tmp_path / 'missing'}"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
@@ -87,10 +94,13 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
     assert len(stream["fold_chosen"]) == 2 and all(c.startswith("logreg(") for c in stream["fold_chosen"])
+    assert set(stream["uar_at_level"]) == {"-10 dB", "+10 dB"}
+    assert all(0 <= u[mode] <= 1 for u in stream["uar_at_level"].values() for mode in ("adapt", "cold"))
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
     assert ("frame_model" in card) == torch_available()
     assert (tmp_path / "rep" / "confusion_adapt.png").exists()
-    assert "each fold's own search chose: `logreg(" in (tmp_path / "rep" / "report.md").read_text()
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "each fold's own search chose: `logreg(" in report and "another recording level" in report
 
 
 def test_reproduce_command_carries_every_non_default_setting():
@@ -103,3 +113,24 @@ def test_reproduce_command_carries_every_non_default_setting():
     command = "ser-train fit --corpus ravdess=D --families logreg,svc,mlp,hgb"
     assert reproduce_command(card(FitConfig())) == f"{command} --out models/m"
     assert reproduce_command(card(FitConfig(frame_model=False, seed=3))) == f"{command} --no-frame-model --seed 3 --out models/m"
+
+
+def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):
+    clips = list(scan_corpus("folder", folder_corpus(tmp_path / "corpus")).clips)
+    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    silent = evaluate(scorer, clips, adapt=False, progress=False, gain_db=-200.0)
+    assert silent["gain_db"] == -200.0 and silent["no_speech"] == silent["n"]   # nothing left to hear
+    assert evaluate(scorer, clips, adapt=False, progress=False)["no_speech"] == 1
+
+
+def test_voice_copies_get_one_level_per_speaker_and_factor():
+    from ser_train.corpora import Clip
+    from ser_train.fit import FitConfig, copy_gain_db
+
+    fit = FitConfig(copy_gain_db=(-10.0, 20.0))
+    clip = lambda speaker, name: Clip(Path(name), "angry", speaker, None, "folder")  # noqa: E731
+    gains = {f: copy_gain_db(clip("a", "x.wav"), f, fit) for f in fit.voice_factors}
+    assert copy_gain_db(clip("a", "x.wav"), 1.0, fit) == 0.0                 # real audio keeps its level
+    assert all(copy_gain_db(clip("a", "y.wav"), f, fit) == g for f, g in gains.items())  # one level per session
+    assert all(-10.0 <= g <= 20.0 for g in gains.values()) and len(set(gains.values())) == len(gains)
+    assert copy_gain_db(clip("a", "x.wav"), 0.9, FitConfig(copy_gain_db=(0.0, 0.0))) == 0.0

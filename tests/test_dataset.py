@@ -1,0 +1,32 @@
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from realtime.features import DEFAULT_SPEC
+from ser_train.corpora import Clip
+from ser_train.dataset import at_level, extract
+from tests.conftest import bursts
+
+
+def test_at_level_scales_and_clips_at_full_scale():
+    x = np.array([0.05, -0.2, 0.6], dtype=np.float32)
+    assert at_level(x, 0.0) is x
+    np.testing.assert_allclose(at_level(x, -20.0), x / 10, rtol=1e-6)
+    np.testing.assert_allclose(at_level(x, 20.0), [0.5, -1.0, 1.0], rtol=1e-6)
+    assert at_level(x, 20.0).dtype == np.float32
+
+
+def test_extract_plays_each_copy_at_its_level_and_caches_levels_apart(tmp_path: Path):
+    path = tmp_path / "a.wav"
+    sf.write(path, bursts(total_s=2.0, spans=((0.4, 1.6, "noise"),)), 16000)
+    clip = Clip(path, "angry", "s1", None, "folder")
+    level = lambda gain: lambda c, factor: gain  # noqa: E731
+    cache = tmp_path / "cache"
+    plain, quieter = (extract([clip], DEFAULT_SPEC, cache_dir=cache, workers=1, gain_db=level(g))[0] for g in (0, -12))
+    assert (plain.gain_db, quieter.gain_db) == (0.0, -12.0)
+    energy = DEFAULT_SPEC.names.index("energy_db_p50")   # a frame inside the burst
+    assert abs(plain.vectors[0, energy] - quieter.vectors[0, energy] - 12.0) < 0.01   # 12 dB quieter, not a cache hit
+    assert len(list(cache.rglob("*.npz"))) == 2
+    again = extract([clip], DEFAULT_SPEC, cache_dir=cache, workers=1, gain_db=level(-12))[0]
+    np.testing.assert_array_equal(again.vectors, quieter.vectors)
