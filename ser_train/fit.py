@@ -54,7 +54,7 @@ class FitConfig:
     frame: FrameModelConfig = FrameModelConfig()
 
 
-def copy_gain_db(clip: Clip, factor: float, fit: FitConfig) -> float:
+def session_gain_db(clip: Clip, factor: float, fit: FitConfig) -> float:
     """The level of a speaker's voice copy: one draw per (speaker, factor), so a copy is one session
     recorded at one level. Real audio keeps its own level.
 
@@ -211,7 +211,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
         raise ValueError(TORCH_HINT)
     _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
-                                 gain_db=lambda clip, factor: copy_gain_db(clip, factor, fit)), labels)
+                                 gain_db=lambda clip, factor: session_gain_db(clip, factor, fit)), labels)
     speakers = np.unique(table.speaker)
     _check_speakers(len(speakers), fit)                         # a speaker whose clips hold no speech is gone
     folds = min(fit.folds, len(speakers))

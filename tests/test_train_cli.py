@@ -125,12 +125,12 @@ def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):
 
 def test_voice_copies_get_one_level_per_speaker_and_factor():
     from ser_train.corpora import Clip
-    from ser_train.fit import FitConfig, copy_gain_db
+    from ser_train.fit import FitConfig, session_gain_db
 
     fit = FitConfig(copy_gain_db=(-10.0, 20.0))
     clip = lambda speaker, name: Clip(Path(name), "angry", speaker, None, "folder")  # noqa: E731
-    gains = {f: copy_gain_db(clip("a", "x.wav"), f, fit) for f in fit.voice_factors}
-    assert copy_gain_db(clip("a", "x.wav"), 1.0, fit) == 0.0                 # real audio keeps its level
-    assert all(copy_gain_db(clip("a", "y.wav"), f, fit) == g for f, g in gains.items())  # one level per session
+    gains = {f: session_gain_db(clip("a", "x.wav"), f, fit) for f in fit.voice_factors}
+    assert session_gain_db(clip("a", "x.wav"), 1.0, fit) == 0.0                 # real audio keeps its level
+    assert all(session_gain_db(clip("a", "y.wav"), f, fit) == g for f, g in gains.items())  # one level per session
     assert all(-10.0 <= g <= 20.0 for g in gains.values()) and len(set(gains.values())) == len(gains)
-    assert copy_gain_db(clip("a", "x.wav"), 0.9, FitConfig(copy_gain_db=(0.0, 0.0))) == 0.0
+    assert session_gain_db(clip("a", "x.wav"), 0.9, FitConfig(copy_gain_db=(0.0, 0.0))) == 0.0
