@@ -62,7 +62,7 @@ def session_gain_db(clip: Clip, factor: float, fit: FitConfig) -> float:
     the copies teach the model that a session's absolute level says little about emotion.
     """
     low, high = fit.copy_gain_db
-    if factor == 1.0 or low == high == 0.0:
+    if factor == 1.0:
         return 0.0
     rng = np.random.default_rng([fit.seed, zlib.crc32(f"{clip.speaker}@{factor:g}".encode())])
     return round(float(rng.uniform(low, high)), 2)
@@ -258,8 +258,9 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
                  labels: tuple[str, ...], corpora: list[str], console: Console) -> dict:
     """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips,
     as recorded and ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``: robustness to the recording level)."""
-    by_mode: dict[str, list[dict]] = {"adapt": [], "cold": []}
-    by_level: dict[tuple[float, str], list[dict]] = {(gain, mode): [] for gain in LEVEL_SHIFTS_DB for mode in by_mode}
+    modes = ("adapt", "cold")
+    by_level: dict[tuple[float, str], list[dict]] = {(gain, mode): [] for gain in (0.0, *LEVEL_SHIFTS_DB)
+                                                     for mode in modes}
     chosen = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (train, test) in enumerate(splits):
@@ -270,16 +271,14 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             scorer = Scorer(path, DEFAULT_SPEC)
-            for mode in by_mode:
-                by_mode[mode].append(evaluate(scorer, held_clips, adapt=mode == "adapt", seed=fit.seed, progress=False))
-                for gain in LEVEL_SHIFTS_DB:
-                    by_level[(gain, mode)].append(evaluate(scorer, held_clips, adapt=mode == "adapt", seed=fit.seed,
-                                                           progress=False, gain_db=gain))
-            console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): "
-                          f"UAR adapted {by_mode['adapt'][-1]['uar']:.3f}  cold {by_mode['cold'][-1]['uar']:.3f}")
-    levels = {f"{gain:+g} dB": {mode: pooled(by_level[(gain, mode)])["uar"] for mode in by_mode}
+            for (gain, mode), reports in by_level.items():
+                reports.append(evaluate(scorer, held_clips, adapt=mode == "adapt", seed=fit.seed, progress=False,
+                                        gain_db=gain))
+            console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): UAR adapted "
+                          f"{by_level[(0.0, 'adapt')][-1]['uar']:.3f}  cold {by_level[(0.0, 'cold')][-1]['uar']:.3f}")
+    levels = {f"{gain:+g} dB": {mode: pooled(by_level[(gain, mode)])["uar"] for mode in modes}
               for gain in LEVEL_SHIFTS_DB}
-    return {**{mode: pooled(reports) for mode, reports in by_mode.items()}, "fold_chosen": chosen,
+    return {**{mode: pooled(by_level[(0.0, mode)]) for mode in modes}, "fold_chosen": chosen,
             "uar_at_level": levels}
 
 
