@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the within-speaker clip order")
     ev.add_argument("--gain-db", type=float, default=0.0,
                     help="play every clip this many dB louder (negative: quieter), clipped at full scale (default 0)")
+    ev.add_argument("--snr-db", type=float,
+                    help="mix background noise this many dB below each speaker's median speech level (default: none)")
+    ev.add_argument("--noise", choices=("white", "pink", "brown"), default="pink",
+                    help="colour of the --snr-db noise (default pink)")
     ev.add_argument("--json", type=Path, help="write the figures as JSON here")
 
     rep = commands.add_parser("report", help="markdown report with plots from a model card")
@@ -112,16 +116,19 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     from ser_train.evaluate import evaluate
+    from ser_train.noise import COLOURS
     from ser_train.report import figures_table
 
     from realtime.features import DEFAULT_SPEC
     from realtime.scorer import Scorer
 
-    if not math.isfinite(args.gain_db):
-        raise ValueError(f"--gain-db must be a finite number of dB, got {args.gain_db}")
+    for flag, value in (("--gain-db", args.gain_db), ("--snr-db", args.snr_db)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{flag} must be a finite number of dB, got {value}")
+    noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise])
     scorer = Scorer(args.model, DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     clips = scan_all([(args.corpus, args.data)], console)
-    report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db)
+    report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise)
     console.print(figures_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -7,7 +7,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from realtime.pipeline import WindowFeaturizer
 from realtime.sources import FileSource, SourceError
 from realtime.vad import VadConfig
 from ser_train.corpora import Clip
+from ser_train.noise import Noise
 from ser_train.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ class ClipWindows:
     """The segment windows found in one clip: ``vectors`` ``(n, dim)``, ``durations_s`` ``(n,)``
     and each window's frames (float32, ``(n_frames, n_frame_columns)``).
 
-    ``factor`` != 1 marks a voice-perturbed copy, ``gain_db`` != 0 one played at another level
-    (see :func:`clip_windows`).
+    ``factor`` != 1 marks a voice-perturbed copy, ``gain_db`` != 0 one played at another level,
+    ``noise`` one heard over background noise (see :func:`clip_windows`).
     """
 
     clip: Clip
@@ -42,6 +43,7 @@ class ClipWindows:
     frames: tuple[np.ndarray, ...]
     factor: float = 1.0
     gain_db: float = 0.0
+    noise: Noise | None = None
 
 
 Extracted = tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]
@@ -54,18 +56,28 @@ def at_level(samples: np.ndarray, gain_db: float) -> np.ndarray:
     return np.clip(samples * np.float32(10.0 ** (gain_db / 20)), -1.0, 1.0)
 
 
+def played(source: FileSource, gain_db: float, noise: Noise | None, block: int) -> Iterator[np.ndarray]:
+    """``source``'s audio ``gain_db`` louder, with ``noise`` mixed in over the whole clip, in blocks of ``block``."""
+    if noise is None:
+        yield from (at_level(chunk.samples, gain_db) for chunk in source)
+        return
+    samples = noise.mix(at_level(np.concatenate([chunk.samples for chunk in source]), gain_db), gain_db)
+    yield from (samples[start:start + block] for start in range(0, len(samples), block))
+
+
 def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 1.0,
-                 gain_db: float = 0.0) -> Extracted:
+                 gain_db: float = 0.0, noise: Noise | None = None) -> Extracted:
     """Replay one file through the serving windower; return segment vectors, durations and frames.
 
     With ``factor`` != 1 the file is decoded at ``factor * sample_rate`` and played at
     ``sample_rate``: pitch and formants scale by ``1 / factor`` (a new voice for training).
-    With ``gain_db`` != 0 it is played at another level (see :func:`at_level`).
+    With ``gain_db`` != 0 it is played at another level (see :func:`at_level`), with ``noise``
+    over background noise.
     """
     featurizer = WindowFeaturizer(spec, vad, keep_frames=True)
     vectors, durations, frames = [], [], []
     source = FileSource(path, int(round(spec.sample_rate * factor)), block=EXTRACT_BLOCK, speed=0)
-    batches = [featurizer.push(at_level(chunk.samples, gain_db)) for chunk in source] + [featurizer.flush()]
+    batches = [featurizer.push(block) for block in played(source, gain_db, noise, EXTRACT_BLOCK)] + [featurizer.flush()]
     for window in itertools.chain.from_iterable(batches):
         if window.event.kind == "segment":
             vectors.append(window.vector)
@@ -75,24 +87,28 @@ def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 
             tuple(frames))
 
 
-def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float, gain_db: float) -> str:
+def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float, gain_db: float,
+               noise: Noise | None) -> str:
     stat = path.stat()
     copy = [factor] if gain_db == 0.0 else [factor, gain_db]   # entries cached before gains existed stay valid
+    if noise is not None:
+        copy.append(asdict(noise))
     text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad), *copy,
                        CACHE_LAYOUT], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, float, Path | None]) -> Extracted | str:
-    path, spec, vad, factor, gain_db, cache_dir = args
-    key = _cache_key(path, spec, vad, factor, gain_db)
+def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, float, Noise | None, Path | None]
+                    ) -> Extracted | str:
+    path, spec, vad, factor, gain_db, noise, cache_dir = args
+    key = _cache_key(path, spec, vad, factor, gain_db, noise)
     target = cache_dir / spec.hash() / f"{key}.npz" if cache_dir else None
     if target is not None and target.exists():
         with np.load(target) as data:
             frames = np.split(data["frames"], np.cumsum(data["frame_counts"])[:-1])
             return data["vectors"], data["durations"], tuple(frames) if len(data["durations"]) else ()
     try:
-        vectors, durations, frames = clip_windows(path, spec, vad, factor, gain_db)
+        vectors, durations, frames = clip_windows(path, spec, vad, factor, gain_db, noise)
     except SourceError as exc:
         return str(exc)
     if target is not None:
@@ -107,23 +123,24 @@ def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, float, Path
 
 def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), factors: tuple[float, ...] = (1.0,),
             cache_dir: Path | None = DEFAULT_CACHE, workers: int | None = None,
-            gain_db: Callable[[Clip, float], float] = lambda clip, factor: 0.0) -> list[ClipWindows]:
+            gain_db: Callable[[Clip, float], float] = lambda clip, factor: 0.0,
+            noise: Callable[[Clip, float], Noise | None] = lambda clip, factor: None) -> list[ClipWindows]:
     """Window vectors for every clip and voice factor, extracted in parallel with a progress bar.
 
     Results come factor by factor, each in the clips' order; ``gain_db(clip, factor)`` is
-    the level each copy is played at. Clips that cannot be decoded are logged and
+    the level each copy is played at and ``noise(clip, factor)`` its background noise. Clips that cannot be decoded are logged and
     returned with no windows, so they are counted, not dropped.
     """
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
-    copies = [(clip, factor, gain_db(clip, factor)) for factor in factors for clip in clips]
-    jobs = [(clip.path, spec, vad, factor, gain, cache_dir) for clip, factor, gain in copies]
+    copies = [(clip, factor, gain_db(clip, factor), noise(clip, factor)) for factor in factors for clip in clips]
+    jobs = [(clip.path, spec, vad, factor, gain, background, cache_dir) for clip, factor, gain, background in copies]
     results: list[ClipWindows] = []
     with progress_bar("features") as progress, ProcessPoolExecutor(workers) as pool:
         task = progress.add_task("features", total=len(jobs))
-        for (clip, factor, gain), result in zip(copies, pool.map(_cached_windows, jobs, chunksize=8)):
+        for (clip, factor, gain, background), result in zip(copies, pool.map(_cached_windows, jobs, chunksize=8)):
             if isinstance(result, str):
                 log.warning("skipped %s: %s", clip.path, result)
                 result = (np.zeros((0, spec.dim)), np.zeros(0), ())
-            results.append(ClipWindows(clip, *result, factor=factor, gain_db=gain))
+            results.append(ClipWindows(clip, *result, factor=factor, gain_db=gain, noise=background))
             progress.advance(task)
     return results

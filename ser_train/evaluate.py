@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,17 +13,20 @@ from realtime.pipeline import Pipeline
 from realtime.scorer import Scorer
 from realtime.sources import DEFAULT_BLOCK, FileSource, SourceError
 from ser_train.corpora import Clip
-from ser_train.dataset import at_level
+from ser_train.dataset import played
 from ser_train.metrics import emotion_report, gender_accuracy
+from ser_train.noise import Noise, speaker_levels
 from ser_train.progress import progress_bar
 from ser_train.sessions import GENDERS
 
 
-def clip_probs(pipeline: Pipeline, path: Path, gain_db: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
-    """Stream one clip (``gain_db`` louder); return duration-weighted emotion and gender probabilities,
-    None without speech."""
+def clip_probs(pipeline: Pipeline, path: Path, gain_db: float = 0.0,
+               noise: Noise | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stream one clip (``gain_db`` louder, over ``noise``); return duration-weighted emotion and gender
+    probabilities, None without speech."""
     source = FileSource(path, pipeline.sample_rate, block=DEFAULT_BLOCK, speed=0)
-    events = [e for chunk in source for e in pipeline.push(at_level(chunk.samples, gain_db))] + pipeline.flush()
+    blocks = played(source, gain_db, noise, DEFAULT_BLOCK)
+    events = [e for block in blocks for e in pipeline.push(block)] + pipeline.flush()
     segments = [e for e in events if e.type == "segment"]
     if not segments:
         return None
@@ -47,12 +51,13 @@ def session_order(clips: list[Clip], seed: int) -> list[list[Clip]]:
 
 
 def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, progress: bool = True,
-             gain_db: float = 0.0) -> dict:
+             gain_db: float = 0.0, noise: tuple[float, float] | None = None) -> dict:
     """Replay every clip through the pipeline and score the clip-level decisions.
 
     With ``adapt`` each speaker is one session (state reset between speakers);
     without it the state is reset before every clip. ``gain_db`` plays every clip
-    louder (or quieter), clipped at full scale. Clips whose label the model
+    louder (or quieter), clipped at full scale; ``noise`` = (SNR dB, colour exponent)
+    mixes in background noise that far below the speaker's median speech level. Clips whose label the model
     lacks are skipped and counted; a clip with no detected speech counts as an error.
     """
     labels = scorer.card.labels
@@ -60,6 +65,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     shared = [label for label in labels if label in {c.label for c in usable}]
     shared_index = [labels.index(label) for label in shared]
     pipeline = Pipeline(scorer, adapt=True)
+    levels = speaker_levels(usable) if noise else {}
     truth, emotion_rows, gender_truth, gender_rows, unreadable = [], [], [], [], []
     with progress_bar("evaluate", enabled=progress) as bar:
         task = bar.add_task("evaluate", total=len(usable))
@@ -70,7 +76,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                     pipeline.reset_session()
                 pipeline.reset_stream()
                 try:
-                    result = clip_probs(pipeline, clip.path, gain_db)
+                    result = clip_probs(pipeline, clip.path, gain_db, _background(clip, noise, levels, seed))
                 except SourceError as exc:
                     unreadable.append(str(exc))
                     result = None
@@ -82,5 +88,13 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     report = emotion_report(np.array(truth), np.array(emotion_rows).reshape(-1, len(shared)), tuple(shared))
     report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable),
                    "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
-                   "adapt": adapt, "seed": seed, "gain_db": gain_db, "model": scorer.card.name})
+                   "adapt": adapt, "seed": seed, "gain_db": gain_db,
+                   "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]}, "model": scorer.card.name})
     return report
+
+
+def _background(clip: Clip, noise: tuple[float, float] | None, levels: dict[str, float], seed: int) -> Noise | None:
+    """The clip's noise (its own seeded sample), set against its speaker's level."""
+    if noise is None or clip.speaker not in levels:
+        return None
+    return Noise(noise[0], noise[1], levels[clip.speaker], zlib.crc32(f"{seed}:{clip.path.name}".encode()))

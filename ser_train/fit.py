@@ -26,12 +26,14 @@ from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
 from ser_train.metrics import clip_probabilities, emotion_report
 from ser_train.models import Candidate, candidates, gender_classifier
+from ser_train.noise import COLOURS, Noise, speaker_levels
 from ser_train.progress import progress_bar
 from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_inputs, population_stats,
                                 simulated_sessions, training_rows, window_table)
 
 log = logging.getLogger(__name__)
 LEVEL_SHIFTS_DB = (-10.0, 10.0)   # the held-out clips are also replayed this much quieter and louder
+NOISE_REPLAYS = (("white", 20.0), ("pink", 20.0))   # ... and over this noise at this SNR (dB)
 LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
            "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
 
@@ -45,6 +47,8 @@ class FitConfig:
     session_orders: int = 3
     voice_factors: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2)
     copy_gain_db: tuple[float, float] = (-10.0, 20.0)   # each voice copy's session level, uniform in dB
+    copy_snr_db: tuple[float, float] | None = (10.0, 40.0)   # each voice copy's background noise, uniform in dB
+    copy_noise_exponent: tuple[float, float] = (0.0, 2.0)    # and its colour, uniform: white 0 .. brown 2
     search_session_orders: int = 1
     seed: int = 0
     prior_windows: float = 2.0
@@ -66,6 +70,20 @@ def session_gain_db(clip: Clip, factor: float, fit: FitConfig) -> float:
         return 0.0
     rng = np.random.default_rng([fit.seed, zlib.crc32(f"{clip.speaker}@{factor:g}".encode())])
     return round(float(rng.uniform(low, high)), 2)
+
+
+def session_noise(clip: Clip, factor: float, fit: FitConfig, levels: dict[str, float]) -> Noise | None:
+    """The background noise of a speaker's voice copy: one SNR and colour per (speaker, factor), one noise
+    sample per clip, against the speaker's median speech level (``levels``). Real audio keeps its own.
+
+    RAVDESS's pauses are near digital silence, while a live microphone hears a room.
+    """
+    if factor == 1.0 or fit.copy_snr_db is None or clip.speaker not in levels:
+        return None
+    rng = np.random.default_rng([fit.seed, zlib.crc32(f"noise:{clip.speaker}@{factor:g}".encode())])
+    snr, exponent = rng.uniform(*fit.copy_snr_db), rng.uniform(*fit.copy_noise_exponent)
+    return Noise(round(float(snr), 2), round(float(exponent), 2), round(levels[clip.speaker], 8),
+                 zlib.crc32(f"{fit.seed}:{clip.path.name}@{factor:g}".encode()))
 
 
 def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders: int):
@@ -196,6 +214,13 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
     return card
 
 
+def _noise_text(fit: FitConfig) -> str:
+    if fit.copy_snr_db is None:
+        return ""
+    return (f", over background noise {list(fit.copy_snr_db)} dB below the speaker's median speech level, "
+            f"coloured 1/f^{list(fit.copy_noise_exponent)}")
+
+
 def _check_speakers(n: int, fit: FitConfig) -> None:
     if n < 2:
         raise ValueError(f"need at least 2 speakers for speaker-grouped CV, found {n}")
@@ -210,8 +235,10 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     if fit.frame_model and not torch_available():
         raise ValueError(TORCH_HINT)
     _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
+    levels = speaker_levels(clips) if fit.copy_snr_db is not None else {}
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
-                                 gain_db=lambda clip, factor: session_gain_db(clip, factor, fit)), labels)
+                                 gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
+                                 noise=lambda clip, factor: session_noise(clip, factor, fit, levels)), labels)
     speakers = np.unique(table.speaker)
     _check_speakers(len(speakers), fit)                         # a speaker whose clips hold no speech is gone
     folds = min(fit.folds, len(speakers))
@@ -219,7 +246,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     real = table.factor == 1.0
     console.print(f"{int(real.sum())} windows from {len(np.unique(table.clip[real]))} clips, {len(speakers)} speakers "
                   f"(+{int((~real).sum())} voice-perturbed training windows, factors {fit.voice_factors}, "
-                  f"each speaker's copy at one level in {fit.copy_gain_db} dB); "
+                  f"each speaker's copy at one level in {fit.copy_gain_db} dB{_noise_text(fit)}); "
                   f"{folds}-fold CV grouped by speaker")
     best, search = model_search(table, fit, splits, console)
     console.print(f"chosen: {best.name}")
@@ -234,11 +261,15 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"rerun on that fold's training speakers alone ({folds}-fold grouped, or one fold per "
                                  f"speaker when fewer), so held-out speakers never influence the choice. The fold's "
                                  f"choice is retrained with voice-perturbed copies (factors {list(fit.voice_factors)}, "
-                                 f"each played at one level drawn from {list(fit.copy_gain_db)} dB) "
+                                 f"each played at one level drawn from {list(fit.copy_gain_db)} dB"
+                                 f"{_noise_text(fit)}) "
                                  f"of the training speakers only and {fit.session_orders} session orders{frame_note}, "
                                  f"exported to ONNX, and every held-out clip is replayed through the streaming "
                                  f"pipeline (streaming_cv). Clip decision = duration-weighted mean of its VAD "
-                                 f"segments; a clip with no speech counts as an error."}
+                                 f"segments; a clip with no speech counts as an error. The held-out clips are also "
+                                 f"replayed at {', '.join(f'{g:+g}' for g in LEVEL_SHIFTS_DB)} dB (uar_at_level) "
+                                 f"and over {', '.join(f'{c} noise at {snr:g} dB SNR' for c, snr in NOISE_REPLAYS)} "
+                                 f"(in_noise; SNR against the speaker's median speech level)."}
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console)
     model = _export(out, table, best, fit, labels, corpora, metrics)
@@ -256,11 +287,13 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
 
 def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list,
                  labels: tuple[str, ...], corpora: list[str], console: Console) -> dict:
-    """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips,
-    as recorded and ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``: robustness to the recording level)."""
+    """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips:
+    as recorded, ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``) and over ``NOISE_REPLAYS``
+    (``in_noise``: UAR and gender accuracy): robustness to the recording level and to a room."""
     modes = ("adapt", "cold")
-    by_level: dict[tuple[float, str], list[dict]] = {(gain, mode): [] for gain in (0.0, *LEVEL_SHIFTS_DB)
-                                                     for mode in modes}
+    conditions = {"as recorded": (0.0, None), **{f"{gain:+g} dB": (gain, None) for gain in LEVEL_SHIFTS_DB},
+                  **{f"{colour} noise, {snr:g} dB SNR": (0.0, (snr, COLOURS[colour])) for colour, snr in NOISE_REPLAYS}}
+    replays: dict[tuple[str, str], list[dict]] = {(name, mode): [] for name in conditions for mode in modes}
     chosen = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (train, test) in enumerate(splits):
@@ -271,15 +304,20 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             scorer = Scorer(path, DEFAULT_SPEC)
-            for (gain, mode), reports in by_level.items():
+            for (name, mode), reports in replays.items():
+                gain, noise = conditions[name]
                 reports.append(evaluate(scorer, held_clips, adapt=mode == "adapt", seed=fit.seed, progress=False,
-                                        gain_db=gain))
+                                        gain_db=gain, noise=noise))
             console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): UAR adapted "
-                          f"{by_level[(0.0, 'adapt')][-1]['uar']:.3f}  cold {by_level[(0.0, 'cold')][-1]['uar']:.3f}")
-    levels = {f"{gain:+g} dB": {mode: pooled(by_level[(gain, mode)])["uar"] for mode in modes}
-              for gain in LEVEL_SHIFTS_DB}
-    return {**{mode: pooled(by_level[(0.0, mode)]) for mode in modes}, "fold_chosen": chosen,
-            "uar_at_level": levels}
+                          f"{replays[('as recorded', 'adapt')][-1]['uar']:.3f}  "
+                          f"cold {replays[('as recorded', 'cold')][-1]['uar']:.3f}")
+    pools = {key: pooled(reports) for key, reports in replays.items()}
+    shifted = {name: {mode: pools[(name, mode)]["uar"] for mode in modes} for name in conditions}
+    noisy = {name: {**shifted[name], **{f"gender_{mode}": pools[(name, mode)]["gender_accuracy"] for mode in modes}}
+             for name, (_, noise) in conditions.items() if noise is not None}
+    return {**{mode: pools[("as recorded", mode)] for mode in modes}, "fold_chosen": chosen,
+            "uar_at_level": {f"{gain:+g} dB": shifted[f"{gain:+g} dB"] for gain in LEVEL_SHIFTS_DB},
+            "in_noise": noisy}
 
 
 def pooled(reports: list[dict]) -> dict:

@@ -15,13 +15,23 @@ def figures_table(report: dict) -> Table:
     """The per-class table `ser-train evaluate` prints, with the headline figures in the title."""
     title = (f"n={report['n']}  accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}  "
              f"gender {report['gender_accuracy']}  ECE {report['ece']}  no speech {report['no_speech']}  "
-             f"skipped {report['skipped']}  ({'adapted' if report['adapt'] else 'cold'})")
+             f"skipped {report['skipped']}  ({', '.join(_conditions(report))})")
     table = Table(title=title)
     for column in ("emotion", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "emotion" else "right")
     for label, row in report["per_class"].items():
         table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
     return table
+
+
+def _conditions(report: dict) -> list[str]:
+    """How the clips were played: the mode, then any level shift or noise."""
+    shown = ["adapted" if report["adapt"] else "cold"]
+    if report.get("gain_db"):
+        shown.append(f"{report['gain_db']:+g} dB")
+    if report.get("noise"):
+        shown.append(f"noise {report['noise']['snr_db']:g} dB SNR, 1/f^{report['noise']['exponent']:g}")
+    return shown
 
 
 def _plot_confusion(confusion: np.ndarray, labels: list[str], title: str, path: Path) -> None:
@@ -149,12 +159,19 @@ def reproduce_command(card: dict) -> str:
 
 
 def _level_note(stream: dict) -> str:
-    """The held-out clips' UAR when replayed quieter and louder, when the card records it."""
+    """The held-out clips' UAR when replayed quieter, louder and over noise, when the card records it."""
     levels = stream.get("uar_at_level")
     if not levels:
         return ""
     shifts = "; ".join(f"{shift}: adapted {u['adapt']:.3f}, cold {u['cold']:.3f}" for shift, u in levels.items())
-    return f"\nThe same held-out clips replayed at another recording level, UAR: {shifts}.\n"
+    note = f"\nThe same held-out clips replayed at another recording level, UAR: {shifts}.\n"
+    noisy = stream.get("in_noise")
+    if noisy:
+        share = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731  (no gender head, no gender figure)
+        rooms = "; ".join(f"{name}: UAR adapted {u['adapt']:.3f}, cold {u['cold']:.3f}, gender accuracy adapted "
+                          f"{share(u['gender_adapt'])}, cold {share(u['gender_cold'])}" for name, u in noisy.items())
+        note += (f"\nAnd over background noise (SNR against the speaker's median speech level): {rooms}.\n")
+    return note
 
 
 def _fold_choices(stream: dict) -> str:

@@ -96,11 +96,14 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert len(stream["fold_chosen"]) == 2 and all(c.startswith("logreg(") for c in stream["fold_chosen"])
     assert set(stream["uar_at_level"]) == {"-10 dB", "+10 dB"}
     assert all(0 <= u[mode] <= 1 for u in stream["uar_at_level"].values() for mode in ("adapt", "cold"))
+    assert set(stream["in_noise"]) == {"white noise, 20 dB SNR", "pink noise, 20 dB SNR"}
+    assert all(0 <= u[mode] <= 1 for u in stream["in_noise"].values() for mode in ("adapt", "cold"))
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
     assert ("frame_model" in card) == torch_available()
     assert (tmp_path / "rep" / "confusion_adapt.png").exists()
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "each fold's own search chose: `logreg(" in report and "another recording level" in report
+    assert "pink noise, 20 dB SNR: UAR adapted" in report
 
 
 def test_reproduce_command_carries_every_non_default_setting():
