@@ -128,8 +128,8 @@ def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), 
     """Window vectors for every clip and voice factor, extracted in parallel with a progress bar.
 
     Results come factor by factor, each in the clips' order; ``gain_db(clip, factor)`` is
-    the level each copy is played at and ``noise(clip, factor)`` its background noise. Clips that cannot be decoded are logged and
-    returned with no windows, so they are counted, not dropped.
+    the level each copy is played at and ``noise(clip, factor)`` its background noise. Clips
+    that cannot be decoded are logged and returned with no windows, so they are counted, not dropped.
     """
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
     copies = [(clip, factor, gain_db(clip, factor), noise(clip, factor)) for factor in factors for clip in clips]

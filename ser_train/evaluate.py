@@ -89,7 +89,8 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable),
                    "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
                    "adapt": adapt, "seed": seed, "gain_db": gain_db,
-                   "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]}, "model": scorer.card.name})
+                   "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]},
+                   "model": scorer.card.name})
     return report
 
 

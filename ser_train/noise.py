@@ -33,7 +33,7 @@ class Noise:
     seed: int
 
     def mix(self, samples: np.ndarray, gain_db: float = 0.0) -> np.ndarray:
-        """``samples`` (already ``gain_db`` louder) with this noise added, also ``gain_db`` louder, clipped at full scale."""
+        """``samples`` (played ``gain_db`` louder) plus this noise, also ``gain_db`` louder; clipped at full scale."""
         rms = self.reference_rms * 10.0 ** ((gain_db - self.snr_db) / 20)
         noise = coloured_noise(len(samples), self.exponent, np.random.default_rng(self.seed))
         return np.clip(samples + (rms * noise).astype(np.float32), -1.0, 1.0)
