@@ -34,6 +34,7 @@ from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_inp
 log = logging.getLogger(__name__)
 LEVEL_SHIFTS_DB = (-10.0, 10.0)   # the held-out clips are also replayed this much quieter and louder
 NOISE_REPLAYS = (("white", 20.0), ("pink", 20.0))   # ... and over this noise at this SNR (dB)
+NOISE_COPY_SNR_DB = (10.0, 40.0)   # `ser-train fit --noise-copies`: the voice copies' background noise, uniform in dB
 LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
            "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
 
@@ -47,7 +48,7 @@ class FitConfig:
     session_orders: int = 3
     voice_factors: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2)
     copy_gain_db: tuple[float, float] = (-10.0, 20.0)   # each voice copy's session level, uniform in dB
-    copy_snr_db: tuple[float, float] | None = (10.0, 40.0)   # each voice copy's background noise, uniform in dB
+    copy_snr_db: tuple[float, float] | None = None   # each voice copy's background noise, uniform in dB; None: none
     copy_noise_exponent: tuple[float, float] = (0.0, 2.0)    # and its colour, uniform: white 0 .. brown 2
     search_session_orders: int = 1
     seed: int = 0

@@ -153,8 +153,9 @@ def reproduce_command(card: dict) -> str:
         frame = " --no-frame-model"
     elif config["frame"]["epochs"] != FrameModelConfig.epochs:
         frame = f" --frame-epochs {config['frame']['epochs']}"
+    noise = " --noise-copies" if config.get("copy_snr_db") else ""
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
-    return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{seed} "
+    return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{seed} "
             f"--out models/{card['name']}")
 
 

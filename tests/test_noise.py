@@ -10,7 +10,7 @@ from ser_train import cli
 from ser_train.corpora import Clip
 from ser_train.dataset import at_level, extract, played
 from ser_train.evaluate import evaluate
-from ser_train.fit import FitConfig, session_noise
+from ser_train.fit import NOISE_COPY_SNR_DB, FitConfig, session_noise
 from ser_train.noise import COLOURS, Noise, active_rms, coloured_noise, speaker_levels
 from tests.conftest import bursts
 
@@ -74,12 +74,12 @@ def test_extract_hears_copies_over_noise_and_caches_them_apart(tmp_path: Path):
 
 
 def test_voice_copies_get_one_noise_per_speaker_and_factor_and_real_audio_none():
-    fit = FitConfig()
+    fit = FitConfig(copy_snr_db=NOISE_COPY_SNR_DB)
     clip = lambda speaker, name: Clip(Path(name), "angry", speaker, None, "folder")  # noqa: E731
     levels = {"a": 0.02, "b": 0.03}
     noises = {f: session_noise(clip("a", "x.wav"), f, fit, levels) for f in fit.voice_factors}
     assert session_noise(clip("a", "x.wav"), 1.0, fit, levels) is None
-    assert session_noise(clip("a", "x.wav"), 0.9, FitConfig(copy_snr_db=None), levels) is None
+    assert session_noise(clip("a", "x.wav"), 0.9, FitConfig(), levels) is None   # off by default
     assert session_noise(clip("c", "x.wav"), 0.9, fit, levels) is None          # no level for the speaker
     for factor, noise in noises.items():
         other = session_noise(clip("a", "y.wav"), factor, fit, levels)

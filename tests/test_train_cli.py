@@ -85,12 +85,13 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     out = tmp_path / "model" / "small"
     frame_model = ["--frame-epochs", "2"] if torch_available() else ["--no-frame-model"]
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
-                     "--families", "logreg", "--folds", "2", "--seed", "1", "--out", str(out),
+                     "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--out", str(out),
                      "--report", str(tmp_path / "rep")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
     assert card["labels"] == ["neutral", "happy", "sad", "angry"]
     assert card["training"]["fit_config"]["seed"] == 1
+    assert card["training"]["fit_config"]["copy_snr_db"] == [10.0, 40.0]
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
     assert len(stream["fold_chosen"]) == 2 and all(c.startswith("logreg(") for c in stream["fold_chosen"])
@@ -109,13 +110,15 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
 def test_reproduce_command_carries_every_non_default_setting():
     from dataclasses import asdict
 
-    from ser_train.fit import FitConfig
+    from ser_train.fit import NOISE_COPY_SNR_DB, FitConfig
     from ser_train.report import reproduce_command
 
     card = lambda fit: {"name": "m", "training": {"corpora": ["ravdess=D"], "fit_config": asdict(fit)}}  # noqa: E731
     command = "ser-train fit --corpus ravdess=D --families logreg,svc,mlp,hgb"
     assert reproduce_command(card(FitConfig())) == f"{command} --out models/m"
     assert reproduce_command(card(FitConfig(frame_model=False, seed=3))) == f"{command} --no-frame-model --seed 3 --out models/m"
+    noisy = FitConfig(copy_snr_db=NOISE_COPY_SNR_DB)
+    assert reproduce_command(card(noisy)) == f"{command} --noise-copies --out models/m"
 
 
 def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):
