@@ -14,10 +14,12 @@ from realtime.threads import one_maths_thread
 one_maths_thread()   # before numpy is imported
 
 from realtime.features import DEFAULT_SPEC  # noqa: E402
-from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer  # noqa: E402
+from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path  # noqa: E402
 from realtime.sources import DEFAULT_BLOCK, SourceError  # noqa: E402
 
 log = logging.getLogger("ser")
+MODEL_HELP = ("model .onnx (card .json beside it), or a shipped model's name: ser-ravdess (default) or "
+              "ser-ravdess-noisy (trained over background noise, see the README)")
 
 
 def demo_path() -> Path:
@@ -36,14 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     live = commands.add_parser("live", help="listen to a microphone until Ctrl-C")
     live.add_argument("--device", help="input device index or a substring of its name (see `ser devices`)")
-    live.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model .onnx (card .json beside it)")
+    live.add_argument("--model", type=model_path, default=DEFAULT_MODEL, help=MODEL_HELP)
     add_output_flags(live)
 
     replay = commands.add_parser("replay", help="replay an audio file (wav, flac, ogg; any rate or channels)")
     replay.add_argument("path", type=Path)
     replay.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 4 = 4x, 0 = as fast as possible")
     replay.add_argument("--chunk", type=int, default=DEFAULT_BLOCK, help=f"block size in samples (default {DEFAULT_BLOCK})")
-    replay.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model .onnx (card .json beside it)")
+    replay.add_argument("--model", type=model_path, default=DEFAULT_MODEL, help=MODEL_HELP)
     add_output_flags(replay)
 
     demo = commands.add_parser("demo", help="replay the bundled recording of emotional speech")

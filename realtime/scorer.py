@@ -17,8 +17,15 @@ INPUT_NAME = "features"
 FRAMES_INPUT = "frames"
 EMOTION_OUTPUT = "emotion_probabilities"
 GENDER_OUTPUT = "gender_probabilities"
-DEFAULT_MODEL = Path(str(resources.files("realtime.models") / "ser-ravdess.onnx"))
+SHIPPED_MODELS = Path(str(resources.files("realtime.models")))
+DEFAULT_MODEL = SHIPPED_MODELS / "ser-ravdess.onnx"
 RETRAIN_HINT = "retrain it with `ser-train fit` or pass a matching --model"
+
+
+def model_path(text: str) -> Path:
+    """A model file, or the name of a shipped model (``ser-ravdess``, ``ser-ravdess-noisy``)."""
+    path, shipped = Path(text), SHIPPED_MODELS / f"{text}.onnx"
+    return shipped if not path.exists() and shipped.exists() else path
 
 
 class ModelError(ValueError):

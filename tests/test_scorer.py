@@ -1,10 +1,11 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from realtime.features import DEFAULT_SPEC
-from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer
+from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path
 from tests.conftest import copy_model, edit_card
 
 
@@ -20,6 +21,14 @@ def test_shipped_model_loads_and_matches_the_runtime():
     scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
     assert scorer.card.labels == ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
     assert scorer.card.raw["feature_spec_hash"] == DEFAULT_SPEC.hash()
+
+
+def test_shipped_models_are_found_by_name_and_files_by_path(tiny_model):
+    assert model_path("ser-ravdess") == DEFAULT_MODEL
+    noisy = Scorer(model_path("ser-ravdess-noisy"), DEFAULT_SPEC)
+    assert noisy.card.name == "ser-ravdess-noisy" and noisy.card.labels == Scorer(DEFAULT_MODEL, DEFAULT_SPEC).card.labels
+    assert model_path(str(tiny_model)) == tiny_model
+    assert model_path("no-such-model") == Path("no-such-model")   # left for Scorer's one-line error
 
 
 def test_feature_spec_mismatch_is_one_clear_error(tiny_model, tmp_path):
