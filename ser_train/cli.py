@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seed of every random choice: session orders, classifier and CNN training (default 0)")
 
     ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it")
-    ev.add_argument("--model", type=Path, required=True, help="model .onnx, or a shipped model's name")
+    ev.add_argument("--model", required=True, help="model .onnx, or a shipped model's name")
     ev.add_argument("--corpus", required=True, help="corpus kind")
     ev.add_argument("--data", type=Path, required=True, help="corpus root folder")
     mode = ev.add_mutually_exclusive_group()
@@ -130,7 +130,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         if value is not None and not math.isfinite(value):
             raise ValueError(f"{flag} must be a finite number of dB, got {value}")
     noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise])
-    scorer = Scorer(model_path(str(args.model)), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
+    scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     clips = scan_all([(args.corpus, args.data)], console)
     report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise)
     console.print(figures_table(report))
