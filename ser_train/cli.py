@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
     fit.add_argument("--noise-copies", action="store_true",
-                     help="hear each voice copy over background noise, 10-40 dB below the speaker's speech "
-                          "(not in the shipped model: see the README)")
+                     help="hear each voice copy over background noise, 10-40 dB below the speaker's speech, and "
+                          "train the gender head on the copies nearest the real voice too "
+                          "(not in the default model: see the README)")
     fit.add_argument("--seed", type=int, default=0,
                      help="seed of every random choice: session orders, classifier and CNN training (default 0)")
 
@@ -86,7 +87,7 @@ def scan_all(specs: list[tuple[str, Path]], console: Console):
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from ser_train.corpora import LABELS
-    from ser_train.fit import NOISE_COPY_SNR_DB, FitConfig, fit_model
+    from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, FitConfig, fit_model
 
     if args.frame_epochs < 1:
         raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
@@ -104,7 +105,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs), seed=args.seed,
-                       copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None)
+                       copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None,
+                       gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies else 0.0)
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")

@@ -10,7 +10,7 @@ from ser_train import cli
 from ser_train.corpora import Clip
 from ser_train.dataset import at_level, extract, played
 from ser_train.evaluate import evaluate
-from ser_train.fit import NOISE_COPY_SNR_DB, FitConfig, session_noise
+from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, FitConfig, gender_voices, session_noise
 from ser_train.noise import COLOURS, Noise, active_rms, coloured_noise, speaker_levels
 from tests.conftest import bursts
 
@@ -87,6 +87,13 @@ def test_voice_copies_get_one_noise_per_speaker_and_factor_and_real_audio_none()
         assert other.seed != noise.seed                                          # its own noise sample per clip
         assert 10.0 <= noise.snr_db <= 40.0 and 0.0 <= noise.exponent <= 2.0
     assert len({n.snr_db for n in noises.values()}) == len(noises)
+
+
+def test_gender_head_hears_real_audio_and_with_noise_copies_the_nearest_copies():
+    factors = np.array([1.0, *FitConfig().voice_factors])
+    assert factors[gender_voices(factors, FitConfig())].tolist() == [1.0]
+    near = gender_voices(factors, FitConfig(copy_snr_db=NOISE_COPY_SNR_DB, gender_copy_span=NOISE_GENDER_SPAN))
+    assert factors[near].tolist() == [1.0, 0.95, 1.05]
 
 
 def test_played_mixes_noise_over_the_whole_clip_in_blocks(tmp_path: Path):

@@ -92,6 +92,8 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["labels"] == ["neutral", "happy", "sad", "angry"]
     assert card["training"]["fit_config"]["seed"] == 1
     assert card["training"]["fit_config"]["copy_snr_db"] == [10.0, 40.0]
+    assert card["training"]["fit_config"]["gender_copy_span"] == 0.05
+    assert "also train the gender head" in card["metrics"]["protocol"]
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
     assert len(stream["fold_chosen"]) == 2 and all(c.startswith("logreg(") for c in stream["fold_chosen"])
@@ -110,14 +112,14 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
 def test_reproduce_command_carries_every_non_default_setting():
     from dataclasses import asdict
 
-    from ser_train.fit import NOISE_COPY_SNR_DB, FitConfig
+    from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, FitConfig
     from ser_train.report import reproduce_command
 
     card = lambda fit: {"name": "m", "training": {"corpora": ["ravdess=D"], "fit_config": asdict(fit)}}  # noqa: E731
     command = "ser-train fit --corpus ravdess=D --families logreg,svc,mlp,hgb"
     assert reproduce_command(card(FitConfig())) == f"{command} --out models/m"
     assert reproduce_command(card(FitConfig(frame_model=False, seed=3))) == f"{command} --no-frame-model --seed 3 --out models/m"
-    noisy = FitConfig(copy_snr_db=NOISE_COPY_SNR_DB)
+    noisy = FitConfig(copy_snr_db=NOISE_COPY_SNR_DB, gender_copy_span=NOISE_GENDER_SPAN)
     assert reproduce_command(card(noisy)) == f"{command} --noise-copies --out models/m"
 
 
