@@ -189,7 +189,8 @@ def _ensemble_note(card: dict) -> str:
         return ""
     w = card["frame_model"]["weight"]
     return (f" It is ensembled with the frame CNN: emotion = {1 - w:g} x chosen + {w:g} x CNN probabilities "
-            f"(weight fixed in advance); gender comes from the chosen family's gender head.")
+            f"(weight fixed in advance); gender comes from the gender head, a logistic regression on the same "
+            "adapted features.")
 
 
 def _f1(confusion: np.ndarray, i: int) -> float:
