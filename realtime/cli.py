@@ -86,6 +86,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
         path = demo_path() if args.command == "demo" else args.path
         source = FileSource(path, rate, block=getattr(args, "chunk", DEFAULT_BLOCK), speed=args.speed)
         duration = source.duration_s
+        narrower = scorer.card.narrower_input(source.native_rate)
+        if narrower:
+            log.warning(narrower)
     sinks = [JsonlSink(args.jsonl)] if args.jsonl else []
     card = scorer.card
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)

@@ -19,6 +19,7 @@ EMOTION_OUTPUT = "emotion_probabilities"
 GENDER_OUTPUT = "gender_probabilities"
 SHIPPED_MODELS = Path(str(resources.files("realtime.models")))
 DEFAULT_MODEL = SHIPPED_MODELS / "ser-ravdess.onnx"
+NARROWBAND_HINT = "for telephone audio use --model ser-ravdess-8k (see the README)"
 RETRAIN_HINT = "retrain it with `ser-train fit` or pass a matching --model"
 
 
@@ -45,6 +46,7 @@ class ModelCard:
     adapt: AdaptConfig
     gender_trained: bool
     raw: dict
+    trained_on_rate_hz: int       # the training audio's lowest sample rate: input below it lacks a band the model knew
     frame_pop_mean: np.ndarray | None = None   # frame-model members only: the frame columns' population
     frame_pop_std: np.ndarray | None = None
 
@@ -52,6 +54,14 @@ class ModelCard:
     def uses_frames(self) -> bool:
         """Whether the graph also scores the window's frames (a frame-level ensemble member)."""
         return self.frame_pop_mean is not None
+
+    def narrower_input(self, native_rate: int) -> str | None:
+        """Why audio recorded at ``native_rate`` is out of this model's reach (telephone audio), or None."""
+        if native_rate >= self.trained_on_rate_hz:
+            return None
+        return (f"the input is recorded at {native_rate} Hz, but model {self.name} learned from audio at "
+                f"{self.trained_on_rate_hz} Hz: it hears nothing above {native_rate // 2} Hz and its published "
+                f"figures do not hold; {NARROWBAND_HINT}")
 
     @classmethod
     def load(cls, path: Path, runtime_spec: FeatureSpec) -> "ModelCard":
@@ -77,6 +87,7 @@ class ModelCard:
                        adapt=AdaptConfig(prior_windows=float(adaptation["prior_windows"]),
                                          forgetting=float(adaptation["forgetting"])),
                        gender_trained=bool(raw.get("gender_trained", True)), raw=raw,
+                       trained_on_rate_hz=int(raw.get("trained_on_rate_hz", spec.sample_rate)),
                        **_frame_stats(raw.get("frame_model")))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelError):

@@ -1,4 +1,4 @@
-"""The `ser-train` command: fit, evaluate, report."""
+"""The `ser-train` command: fit, evaluate, report, resample."""
 
 from __future__ import annotations
 
@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("report", help="markdown report with plots from a model card")
     rep.add_argument("--model", type=Path, required=True)
     rep.add_argument("--out", type=Path, required=True, help="folder for report.md and PNGs")
+
+    res = commands.add_parser("resample", help="copy a corpus with every audio file at another sample rate "
+                                               "(e.g. 8000 for telephone-band audio)")
+    res.add_argument("source", type=Path, help="corpus root folder")
+    res.add_argument("target", type=Path, help="new folder: same tree and names, audio as 16-bit mono at --rate")
+    res.add_argument("--rate", type=int, required=True, help="sample rate in Hz")
     return parser
 
 
@@ -121,6 +127,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
+    from ser_train.dataset import lowest_rate
     from ser_train.evaluate import evaluate
     from ser_train.noise import COLOURS
     from ser_train.report import figures_table
@@ -134,6 +141,9 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise])
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     clips = scan_all([(args.corpus, args.data)], console)
+    narrower = scorer.card.narrower_input(lowest_rate(clips, scorer.card.trained_on_rate_hz))
+    if narrower:
+        console.print(f"[yellow]warning:[/] {narrower}")
     report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise)
     console.print(figures_table(report))
     if args.json:
@@ -149,6 +159,17 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_resample(args: argparse.Namespace, console: Console) -> int:
+    from ser_train.resample import resample_corpus
+
+    written, failures = resample_corpus(args.source, args.target, args.rate)
+    for _, reason in failures[:5]:
+        console.print(f"  failed: {reason}")
+    console.print(f"wrote {written} audio files at {args.rate} Hz under {args.target}"
+                  + (f"; {len(failures)} failed" if failures else ""))
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -162,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     from realtime.sources import SourceError
     from ser_train.corpora import CorpusError
 
-    handlers = {"fit": cmd_fit, "evaluate": cmd_evaluate, "report": cmd_report}
+    handlers = {"fit": cmd_fit, "evaluate": cmd_evaluate, "report": cmd_report, "resample": cmd_resample}
     try:
         return handlers[args.command](args, console)
     except (CorpusError, ModelError, SourceError, ValueError, OSError) as exc:

@@ -16,7 +16,7 @@ import numpy as np
 
 from realtime.features import FeatureSpec
 from realtime.pipeline import WindowFeaturizer
-from realtime.sources import FileSource, SourceError
+from realtime.sources import FileSource, SourceError, open_sound_file
 from realtime.vad import VadConfig
 from ser_train.corpora import Clip
 from ser_train.noise import Noise
@@ -85,6 +85,18 @@ def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 
             frames.append(window.frames.astype(np.float32))
     return (np.array(vectors, dtype=np.float64).reshape(-1, spec.dim), np.array(durations, dtype=np.float64),
             tuple(frames))
+
+
+def lowest_rate(clips: list[Clip], cap: int) -> int:
+    """The lowest sample rate among the clips' files, at most ``cap`` (unreadable files are left out)."""
+    rates = [cap]
+    for clip in clips:
+        try:
+            with open_sound_file(clip.path) as handle:
+                rates.append(handle.samplerate)
+        except SourceError:
+            pass   # extraction logs and counts it
+    return min(rates)
 
 
 def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float, gain_db: float,

@@ -20,7 +20,7 @@ from realtime.adapt import AdaptConfig, SpeakerAdapter
 from realtime.features import DEFAULT_SPEC
 from realtime.scorer import CARD_FORMAT, Scorer
 from ser_train.corpora import Clip
-from ser_train.dataset import extract
+from ser_train.dataset import extract, lowest_rate
 from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
@@ -136,11 +136,11 @@ class Exported(NamedTuple):
 
 
 def _export(out: Path, table: WindowTable, candidate: Candidate, fit: FitConfig, labels: tuple[str, ...],
-            corpora: list[str], metrics: dict) -> Exported:
+            corpora: list[str], metrics: dict, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate) -> Exported:
     """Fit the heads (and the frame member) on ``table`` with the full recipe and write ``out.onnx`` with its card."""
     emotion, gender, adapter, z = _fit_heads(table, candidate, fit, fit.session_orders)
     member = _fit_frame_member(table, fit) if fit.frame_model else None
-    card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender is not None, member)
+    card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender is not None, member, trained_on_rate_hz)
     graph = merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim, member)
     onnx_path, _ = write_model(out, graph, card)
     return Exported(onnx_path, graph, card, emotion, gender, member, z)
@@ -206,10 +206,11 @@ def nested_choice(train: WindowTable, fit: FitConfig) -> Candidate:
 
 
 def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], fit: FitConfig, metrics: dict,
-               gender_trained: bool = True, frame_member: FrameMember | None = None) -> dict:
+               gender_trained: bool = True, frame_member: FrameMember | None = None,
+               trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate) -> dict:
     card = {"format": CARD_FORMAT, "name": name, "labels": list(labels), "gender_labels": list(GENDERS),
             "gender_trained": gender_trained,
-            "sample_rate": DEFAULT_SPEC.sample_rate, "feature_spec": asdict(DEFAULT_SPEC),
+            "sample_rate": DEFAULT_SPEC.sample_rate, "trained_on_rate_hz": trained_on_rate_hz, "feature_spec": asdict(DEFAULT_SPEC),
             "feature_spec_hash": DEFAULT_SPEC.hash(), "feature_dim": DEFAULT_SPEC.dim, "model_input_dim": 2 * DEFAULT_SPEC.dim,
             "adaptation": {"pop_mean": adapter.pop_mean.round(6).tolist(),
                            "pop_std": np.sqrt(adapter.pop_var).round(6).tolist(),
@@ -251,6 +252,10 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
         raise ValueError(TORCH_HINT)
     _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
     levels = speaker_levels(clips) if fit.copy_snr_db is not None else {}
+    rate = lowest_rate(clips, DEFAULT_SPEC.sample_rate)
+    band = (f" Training audio recorded at {rate} Hz (at the lowest) is resampled to {DEFAULT_SPEC.sample_rate} Hz, "
+            f"as served: its real audio holds nothing above {rate // 2} Hz (a voice copy at factor f: {rate // 2} / f)."
+            if rate < DEFAULT_SPEC.sample_rate else "")
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
                                  gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                  noise=lambda clip, factor: session_noise(clip, factor, fit, levels)), labels)
@@ -284,10 +289,10 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"segments; a clip with no speech counts as an error. The held-out clips are also "
                                  f"replayed at {', '.join(f'{g:+g}' for g in LEVEL_SHIFTS_DB)} dB (uar_at_level) "
                                  f"and over {', '.join(f'{c} noise at {snr:g} dB SNR' for c, snr in NOISE_REPLAYS)} "
-                                 f"(in_noise; SNR against the speaker's median speech level)."}
+                                 f"(in_noise; SNR against the speaker's median speech level).{band}"}
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console)
-    model = _export(out, table, best, fit, labels, corpora, metrics)
+    model = _export(out, table, best, fit, labels, corpora, metrics, rate)
     if model.member is None:
         diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:500])
     else:

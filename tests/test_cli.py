@@ -125,3 +125,16 @@ def test_ser_defaults_blas_to_one_thread_but_keeps_the_users_choice():
     env["OMP_NUM_THREADS"] = "2"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
     assert out.split()[:2] == ["1", "2"]
+
+
+def test_replay_warns_when_the_file_is_narrower_than_the_models_training_audio(tmp_path, tiny_model):
+    import soundfile as sf
+
+    from tests.conftest import bursts
+
+    for rate, warned in ((8000, True), (16000, False)):
+        path = tmp_path / f"call{rate}.wav"
+        sf.write(path, bursts(rate=rate, spans=((1.0, 2.5, "noise"),)), rate)
+        result = run_ser("replay", str(path), "--speed", "0", "--headless", "--model", str(tiny_model))
+        assert result.returncode == 0, result.stderr
+        assert ("recorded at 8000 Hz" in result.stderr) == warned

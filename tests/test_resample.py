@@ -1,0 +1,73 @@
+"""`ser-train resample` (telephone-band corpora) and the warning for input narrower than a model's training audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from realtime.features import DEFAULT_SPEC
+from realtime.scorer import Scorer
+from ser_train import cli
+from ser_train.corpora import scan_corpus
+from ser_train.dataset import lowest_rate
+from tests.conftest import bursts
+
+
+def small_corpus(root):
+    """Two stereo 44.1 kHz WAVs in a folder corpus, a speaker CSV and a file that is not audio."""
+    for speaker in ("s1", "s2"):
+        mono = bursts(rate=44100, total_s=2.0, spans=((0.4, 1.6, "noise"),))
+        (root / "angry").mkdir(parents=True, exist_ok=True)
+        sf.write(root / "angry" / f"{speaker}_a.wav", np.column_stack((mono, mono)), 44100)
+    (root / "speakers.csv").write_text("file,speaker\nangry/s1_a.wav,s1\n")
+    return root
+
+
+def test_resample_writes_mono_audio_at_the_rate_under_the_same_names(tmp_path, capsys):
+    source = small_corpus(tmp_path / "src")
+    assert cli.main(["resample", str(source), str(tmp_path / "dst"), "--rate", "8000"]) == 0
+    outputs = sorted((tmp_path / "dst").rglob("*.wav"))
+    assert [p.name for p in outputs] == ["s1_a.wav", "s2_a.wav"]
+    for path in outputs:
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.subtype) == (8000, 1, "PCM_16")
+        assert abs(info.duration - 2.0) < 0.01
+    assert (tmp_path / "dst" / "speakers.csv").read_text() == (source / "speakers.csv").read_text()
+    assert "wrote 2 audio files at 8000 Hz" in " ".join(capsys.readouterr().err.split())
+    clips = scan_corpus("folder", tmp_path / "dst", speakers_csv=tmp_path / "dst" / "speakers.csv").clips   # the CSV still matches
+    assert [c.speaker for c in clips] == ["folder:s1"] and lowest_rate(list(clips), 16000) == 8000
+    assert lowest_rate(list(scan_corpus("folder", source).clips), 16000) == 16000   # capped at the model rate
+
+
+def test_resample_counts_a_broken_file_and_exits_1(tmp_path, capsys):
+    source = small_corpus(tmp_path / "src")
+    (source / "angry" / "s3_broken.wav").write_bytes(b"RIFF not really")
+    assert cli.main(["resample", str(source), str(tmp_path / "dst"), "--rate", "8000"]) == 1
+    err = "".join(capsys.readouterr().err.split())   # the console wraps long paths
+    assert "s3_broken.wav:notareadableaudiofile" in err and "1failed" in err
+    assert len(list((tmp_path / "dst").rglob("*.wav"))) == 2
+
+
+@pytest.mark.parametrize("rate, inside, needle", [(100, False, "--rate must be"), (8000, True, "must lie outside")])
+def test_resample_refuses_bad_requests_in_one_line(tmp_path, capsys, rate, inside, needle):
+    source = small_corpus(tmp_path / "src")
+    target = source / "copy" if inside else tmp_path / "dst"
+    assert cli.main(["resample", str(source), str(target), "--rate", str(rate)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not target.exists()
+
+
+def test_a_card_flags_input_narrower_than_its_training_audio(tiny_model):
+    card = Scorer(tiny_model, DEFAULT_SPEC).card
+    assert card.trained_on_rate_hz == 16000
+    assert card.narrower_input(16000) is None and card.narrower_input(48000) is None
+    assert "nothing above 4000 Hz" in card.narrower_input(8000)
+
+
+def test_evaluate_warns_when_the_corpus_is_narrower_than_the_model(tmp_path, tiny_model, capsys):
+    cli.main(["resample", str(small_corpus(tmp_path / "src")), str(tmp_path / "dst"), "--rate", "8000"])
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path / "dst")]) == 0
+    assert "recorded at 8000 Hz" in " ".join(capsys.readouterr().err.split())
