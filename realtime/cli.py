@@ -18,8 +18,8 @@ from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path  # noq
 from realtime.sources import DEFAULT_BLOCK, SourceError  # noqa: E402
 
 log = logging.getLogger("ser")
-MODEL_HELP = ("model .onnx (card .json beside it), or a shipped model's name: ser-ravdess (default) or "
-              "ser-ravdess-noisy (trained over background noise, see the README)")
+MODEL_HELP = ("model .onnx (card .json beside it), or a shipped model's name: ser-ravdess (default), "
+              "ser-ravdess-noisy (trained over background noise) or ser-ravdess-8k (telephone audio); see the README")
 
 
 def demo_path() -> Path:
@@ -78,13 +78,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.command == "live":
         from realtime.mic import MicSource
 
-        source = MicSource(args.device, rate)
+        source = MicSource(args.device, rate, band_rate=scorer.card.band_rate_hz)
         duration = None
     else:
         from realtime.sources import FileSource
 
         path = demo_path() if args.command == "demo" else args.path
-        source = FileSource(path, rate, block=getattr(args, "chunk", DEFAULT_BLOCK), speed=args.speed)
+        source = FileSource(path, rate, block=getattr(args, "chunk", DEFAULT_BLOCK), speed=args.speed,
+                            band_rate=scorer.card.band_rate_hz)
         duration = source.duration_s
         narrower = scorer.card.narrower_input(source.native_rate)
         if narrower:

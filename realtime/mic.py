@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
-import soxr
 
-from realtime.sources import DEFAULT_BLOCK, Chunk, SourceError, SourceStats, to_mono_float
+from realtime.sources import DEFAULT_BLOCK, Chunk, Resampler, SourceError, SourceStats, to_mono_float
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +74,11 @@ class MicSource:
     Iteration ends when ``stop()`` is called or the device stops delivering.
     """
 
-    def __init__(self, device: str | None, sample_rate: int, block: int = DEFAULT_BLOCK) -> None:
+    def __init__(self, device: str | None, sample_rate: int, block: int = DEFAULT_BLOCK,
+                 band_rate: int | None = None) -> None:
         self.device = resolve_device(device)
         self.sample_rate = sample_rate
+        self.band_rate = band_rate   # pass the device's audio through this rate first (see Resampler)
         self.block = block
         self.stats = SourceStats()
         self.ended_reason: str | None = None
@@ -114,7 +115,7 @@ class MicSource:
     def __iter__(self) -> Iterator[Chunk]:
         sd = import_sounddevice()
         stream, rate = self._open(sd)
-        resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32") if rate != self.sample_rate else None
+        resampler = Resampler(rate, self.sample_rate, self.band_rate)
         position, idle = 0, 0
         try:
             stream.start()
@@ -130,8 +131,8 @@ class MicSource:
                     continue
                 idle = 0
                 mono = to_mono_float(block, self.stats)
-                if resampler is not None:
-                    mono = resampler.resample_chunk(mono)
+                if not resampler.identity:
+                    mono = resampler(mono)
                 self.stats.blocks += 1
                 yield Chunk(mono, position)
                 position += len(mono)

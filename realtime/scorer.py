@@ -24,7 +24,7 @@ RETRAIN_HINT = "retrain it with `ser-train fit` or pass a matching --model"
 
 
 def model_path(text: str) -> Path:
-    """A model file, or the name of a shipped model (``ser-ravdess``, ``ser-ravdess-noisy``)."""
+    """A model file, or the name of a shipped model (``ser-ravdess``, ``ser-ravdess-noisy``, ``ser-ravdess-8k``)."""
     path, shipped = Path(text), SHIPPED_MODELS / f"{text}.onnx"
     return shipped if not path.exists() and shipped.exists() else path
 
@@ -54,6 +54,11 @@ class ModelCard:
     def uses_frames(self) -> bool:
         """Whether the graph also scores the window's frames (a frame-level ensemble member)."""
         return self.frame_pop_mean is not None
+
+    @property
+    def band_rate_hz(self) -> int | None:
+        """The rate wider input passes through before scoring, when the model learned from narrower audio."""
+        return self.trained_on_rate_hz if self.trained_on_rate_hz < self.spec.sample_rate else None
 
     def narrower_input(self, native_rate: int) -> str | None:
         """Why audio recorded at ``native_rate`` is out of this model's reach (telephone audio), or None."""

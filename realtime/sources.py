@@ -99,6 +99,27 @@ def open_sound_file(path: Path) -> sf.SoundFile:
     return handle
 
 
+class Resampler:
+    """Streaming soxr resampling from ``native`` to ``target`` Hz, through ``band_rate`` when the input is
+    recorded at a higher rate: a model trained on narrowband audio (telephone, 8 kHz) then hears no band it never
+    learned, and audio already at ``band_rate`` or below takes the same path as in training."""
+
+    def __init__(self, native: int, target: int, band_rate: int | None = None) -> None:
+        rates = [native, band_rate, target] if band_rate is not None and band_rate < native else [native, target]
+        self.band_limited = len(rates) == 3
+        self._stages = [soxr.ResampleStream(a, b, 1, dtype="float32", quality="HQ")
+                        for a, b in zip(rates, rates[1:]) if a != b]
+
+    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        for stage in self._stages:
+            samples = stage.resample_chunk(samples, last=last)
+        return samples
+
+    @property
+    def identity(self) -> bool:
+        return not self._stages
+
+
 class FileSource:
     """Stream a file at ``sample_rate`` in blocks of ``block`` samples.
 
@@ -111,9 +132,12 @@ class FileSource:
         Samples per yielded chunk (the last one may be shorter).
     speed : float
         1 paces to the wall clock, 4 runs four times faster, 0 as fast as possible.
+    band_rate : int or None
+        Pass wider audio through this rate first (see :class:`Resampler`).
     """
 
-    def __init__(self, path: str | Path, sample_rate: int, block: int = DEFAULT_BLOCK, speed: float = 1.0) -> None:
+    def __init__(self, path: str | Path, sample_rate: int, block: int = DEFAULT_BLOCK, speed: float = 1.0,
+                 band_rate: int | None = None) -> None:
         if block <= 0:
             raise SourceError(f"--chunk must be a positive number of samples, got {block}")
         if speed < 0 or not np.isfinite(speed):
@@ -127,16 +151,17 @@ class FileSource:
             self.native_rate = handle.samplerate
             self.channels = handle.channels
             self.duration_s = handle.frames / handle.samplerate
+        self.band_rate = band_rate
         self.position = 0
 
     def describe(self) -> str:
-        return f"{self.path.name} ({self.native_rate} Hz, {self.channels} ch, {self.duration_s:.1f} s)"
+        band = f", heard through {self.band_rate} Hz" if Resampler(self.native_rate, self.sample_rate,
+                                                                   self.band_rate).band_limited else ""
+        return f"{self.path.name} ({self.native_rate} Hz, {self.channels} ch, {self.duration_s:.1f} s{band})"
 
     def _decoded(self) -> Iterator[np.ndarray]:
         """Mono blocks at the target rate, independent of ``self.block``."""
-        resampler = None
-        if self.native_rate != self.sample_rate:
-            resampler = soxr.ResampleStream(self.native_rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+        resampler = Resampler(self.native_rate, self.sample_rate, self.band_rate)
         frames = max(1, min(READ_FRAMES, READ_SAMPLES // self.channels))
         decoded = 0
         with open_sound_file(self.path) as handle:
@@ -144,14 +169,14 @@ class FileSource:
                 try:
                     raw = handle.read(frames, dtype="float32", always_2d=True)
                 except (sf.LibsndfileError, RuntimeError) as exc:
-                    if resampler is not None:  # what was decoded is still delivered
-                        yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+                    if not resampler.identity:  # what was decoded is still delivered
+                        yield resampler(np.zeros(0, dtype=np.float32), last=True)
                     raise SourceError(f"{self.path}: decoding failed after {decoded / self.native_rate:.1f} s "
                                       f"({first_line(exc)})") from None
                 decoded += len(raw)
                 last = len(raw) < frames
                 mono = to_mono_float(raw, self.stats)
-                yield mono if resampler is None else resampler.resample_chunk(mono, last=last)
+                yield mono if resampler.identity else resampler(mono, last=last)
                 if last:
                     break
             if decoded < handle.frames:

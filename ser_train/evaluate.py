@@ -24,7 +24,8 @@ def clip_probs(pipeline: Pipeline, path: Path, gain_db: float = 0.0,
                noise: Noise | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Stream one clip (``gain_db`` louder, over ``noise``); return duration-weighted emotion and gender
     probabilities, None without speech."""
-    source = FileSource(path, pipeline.sample_rate, block=DEFAULT_BLOCK, speed=0)
+    source = FileSource(path, pipeline.sample_rate, block=DEFAULT_BLOCK, speed=0,
+                        band_rate=pipeline.scorer.card.band_rate_hz)
     blocks = played(source, gain_db, noise, DEFAULT_BLOCK)
     events = [e for block in blocks for e in pipeline.push(block)] + pipeline.flush()
     segments = [e for e in events if e.type == "segment"]

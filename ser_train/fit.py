@@ -291,7 +291,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"and over {', '.join(f'{c} noise at {snr:g} dB SNR' for c, snr in NOISE_REPLAYS)} "
                                  f"(in_noise; SNR against the speaker's median speech level).{band}"}
     if fit.streaming_cv:
-        metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console)
+        metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console, rate)
     model = _export(out, table, best, fit, labels, corpora, metrics, rate)
     if model.member is None:
         diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:500])
@@ -305,8 +305,8 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     return model.card
 
 
-def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list,
-                 labels: tuple[str, ...], corpora: list[str], console: Console) -> dict:
+def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list, labels: tuple[str, ...],
+                 corpora: list[str], console: Console, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate) -> dict:
     """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips:
     as recorded, ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``) and over ``NOISE_REPLAYS``
     (``in_noise``: UAR and gender accuracy): robustness to the recording level and to a room."""
@@ -320,7 +320,7 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             fold = table.subset(train)
             choice = nested_choice(fold, fit)
             chosen.append(choice.name)
-            path = _export(Path(tmp) / f"fold{k}", fold, choice, fit, labels, corpora, {}).onnx_path
+            path = _export(Path(tmp) / f"fold{k}", fold, choice, fit, labels, corpora, {}, trained_on_rate_hz).onnx_path
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             scorer = Scorer(path, DEFAULT_SPEC)

@@ -132,7 +132,7 @@ windows, features, adaptation, ONNX scoring: the same pipeline as `ser replay`).
 
 Chosen: `{metrics['chosen']}`.{_fold_choices(stream)}{_ensemble_note(card)}
 ONNX vs the trained models' own probabilities, max |diff|: {metrics.get('onnx_max_abs_diff')}.
-Reproduce: `{reproduce_command(card)}`
+Reproduce: `{reproduce_command(card)}`{_resample_note(card)}
 Model size: {metrics.get('model_bytes', 0) / 1e6:.2f} MB.
 
 ![classifiers](classifiers.png) ![gender](gender.png)
@@ -157,6 +157,14 @@ def reproduce_command(card: dict) -> str:
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
     return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{seed} "
             f"--out models/{card['name']}")
+
+
+def _resample_note(card: dict) -> str:
+    """How the training corpus was brought to a lower rate, when the card says it was."""
+    rate = card.get("trained_on_rate_hz", card["sample_rate"])
+    if rate >= card["sample_rate"]:
+        return ""
+    return f", on a corpus copy made with `ser-train resample ORIGINAL COPY --rate {rate}`."
 
 
 def _level_note(stream: dict) -> str:

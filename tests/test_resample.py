@@ -71,3 +71,44 @@ def test_evaluate_warns_when_the_corpus_is_narrower_than_the_model(tmp_path, tin
     capsys.readouterr()
     assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path / "dst")]) == 0
     assert "recorded at 8000 Hz" in " ".join(capsys.readouterr().err.split())
+
+
+def tones(rate: int, seconds: float = 1.0, hz: tuple[float, ...] = (1000.0, 6000.0)) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.2 * sum(np.sin(2 * np.pi * f * t) for f in hz)).astype(np.float32)
+
+
+def band_power(x: np.ndarray, rate: int, low: float, high: float) -> float:
+    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / rate)
+    return float(spectrum[(freqs >= low) & (freqs < high)].sum())
+
+
+def test_a_narrowband_model_hears_wider_audio_through_its_own_rate(tmp_path):
+    from realtime.sources import FileSource, Resampler
+
+    assert Resampler(16000, 16000).identity and not Resampler(16000, 16000).band_limited
+    assert not Resampler(8000, 16000, band_rate=8000).band_limited       # already narrow: the path of training
+    path = tmp_path / "wide.wav"
+    sf.write(path, tones(16000), 16000)
+    for block in (1600, 4096):
+        source = FileSource(path, 16000, block=block, speed=0, band_rate=8000)
+        heard = np.concatenate([chunk.samples for chunk in source])
+        assert abs(len(heard) - 16000) <= 1 and "heard through 8000 Hz" in source.describe()
+        kept, removed = band_power(heard, 16000, 900, 1100), band_power(heard, 16000, 4200, 8000)
+        assert removed < 1e-6 * kept
+    plain = np.concatenate([chunk.samples for chunk in FileSource(path, 16000, speed=0)])
+    assert band_power(plain, 16000, 5900, 6100) > 0.5 * band_power(plain, 16000, 900, 1100)
+
+
+def test_only_a_card_trained_on_narrower_audio_asks_for_a_band(tiny_model, tmp_path):
+    import json
+    import shutil
+
+    assert Scorer(tiny_model, DEFAULT_SPEC).card.band_rate_hz is None
+    narrow = tmp_path / "narrow.onnx"
+    shutil.copy(tiny_model, narrow)
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    narrow.with_suffix(".json").write_text(json.dumps({**card, "trained_on_rate_hz": 8000}))
+    loaded = Scorer(narrow, DEFAULT_SPEC).card
+    assert loaded.band_rate_hz == 8000 and loaded.narrower_input(8000) is None

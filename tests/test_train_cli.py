@@ -143,3 +143,12 @@ def test_voice_copies_get_one_level_per_speaker_and_factor():
     assert all(session_gain_db(clip("a", "y.wav"), f, fit) == g for f, g in gains.items())  # one level per session
     assert all(-10.0 <= g <= 20.0 for g in gains.values()) and len(set(gains.values())) == len(gains)
     assert session_gain_db(clip("a", "x.wav"), 0.9, FitConfig(copy_gain_db=(0.0, 0.0))) == 0.0
+
+
+def test_report_names_the_resampling_of_a_narrowband_model():
+    from ser_train.report import _resample_note
+
+    assert _resample_note({"sample_rate": 16000}) == ""                       # cards from before the field
+    assert _resample_note({"sample_rate": 16000, "trained_on_rate_hz": 16000}) == ""
+    assert "ser-train resample ORIGINAL COPY --rate 8000" in _resample_note({"sample_rate": 16000,
+                                                                             "trained_on_rate_hz": 8000})
