@@ -46,7 +46,7 @@ class ModelCard:
     adapt: AdaptConfig
     gender_trained: bool
     raw: dict
-    trained_on_rate_hz: int       # the training audio's lowest sample rate: input below it lacks a band the model knew
+    trained_on_rate_hz: int       # the training audio's highest sample rate, capped at the model rate
     frame_pop_mean: np.ndarray | None = None   # frame-model members only: the frame columns' population
     frame_pop_std: np.ndarray | None = None
 
@@ -57,7 +57,7 @@ class ModelCard:
 
     @property
     def band_rate_hz(self) -> int | None:
-        """The rate wider input passes through before scoring, when the model learned from narrower audio."""
+        """The rate wider input passes through before scoring, when all the model's training audio was narrower."""
         return self.trained_on_rate_hz if self.trained_on_rate_hz < self.spec.sample_rate else None
 
     def narrower_input(self, native_rate: int) -> str | None:
@@ -66,7 +66,7 @@ class ModelCard:
             return None
         return (f"the input is recorded at {native_rate} Hz, but model {self.name} learned from audio at "
                 f"{self.trained_on_rate_hz} Hz: it hears nothing above {native_rate // 2} Hz and its published "
-                f"figures do not hold; {NARROWBAND_HINT}")
+                f"figures may not hold; {NARROWBAND_HINT}")
 
     @classmethod
     def load(cls, path: Path, runtime_spec: FeatureSpec) -> "ModelCard":

@@ -127,7 +127,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
-    from ser_train.dataset import lowest_rate
+    from ser_train.dataset import rate_range
     from ser_train.evaluate import evaluate
     from ser_train.noise import COLOURS
     from ser_train.report import figures_table
@@ -141,7 +141,8 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise])
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     clips = scan_all([(args.corpus, args.data)], console)
-    narrower = scorer.card.narrower_input(lowest_rate(clips, scorer.card.trained_on_rate_hz))
+    rates = rate_range(clips)
+    narrower = rates and scorer.card.narrower_input(rates[0])
     if narrower:
         console.print(f"[yellow]warning:[/] {narrower}")
     report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise)

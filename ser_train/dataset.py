@@ -87,16 +87,16 @@ def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 
             tuple(frames))
 
 
-def lowest_rate(clips: list[Clip], cap: int) -> int:
-    """The lowest sample rate among the clips' files, at most ``cap`` (unreadable files are left out)."""
-    rates = [cap]
+def rate_range(clips: list[Clip]) -> tuple[int, int] | None:
+    """The lowest and highest sample rate among the clips' files (unreadable ones are left out), or None."""
+    rates = set()
     for clip in clips:
         try:
             with open_sound_file(clip.path) as handle:
-                rates.append(handle.samplerate)
+                rates.add(handle.samplerate)
         except SourceError:
             pass   # extraction logs and counts it
-    return min(rates)
+    return (min(rates), max(rates)) if rates else None
 
 
 def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float, gain_db: float,

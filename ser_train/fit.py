@@ -20,7 +20,7 @@ from realtime.adapt import AdaptConfig, SpeakerAdapter
 from realtime.features import DEFAULT_SPEC
 from realtime.scorer import CARD_FORMAT, Scorer
 from ser_train.corpora import Clip
-from ser_train.dataset import extract, lowest_rate
+from ser_train.dataset import extract, rate_range
 from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
@@ -252,8 +252,8 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
         raise ValueError(TORCH_HINT)
     _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
     levels = speaker_levels(clips) if fit.copy_snr_db is not None else {}
-    rate = lowest_rate(clips, DEFAULT_SPEC.sample_rate)
-    band = (f" Training audio recorded at {rate} Hz (at the lowest) is resampled to {DEFAULT_SPEC.sample_rate} Hz, "
+    rate = min((rate_range(clips) or (0, DEFAULT_SPEC.sample_rate))[1], DEFAULT_SPEC.sample_rate)  # widest band heard
+    band = (f" Training audio recorded at up to {rate} Hz is resampled to {DEFAULT_SPEC.sample_rate} Hz, "
             f"as served: its real audio holds nothing above {rate // 2} Hz (a voice copy at factor f: {rate // 2} / f)."
             if rate < DEFAULT_SPEC.sample_rate else "")
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),

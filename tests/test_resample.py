@@ -10,7 +10,7 @@ from realtime.features import DEFAULT_SPEC
 from realtime.scorer import Scorer
 from ser_train import cli
 from ser_train.corpora import scan_corpus
-from ser_train.dataset import lowest_rate
+from ser_train.dataset import rate_range
 from tests.conftest import bursts
 
 
@@ -36,8 +36,8 @@ def test_resample_writes_mono_audio_at_the_rate_under_the_same_names(tmp_path, c
     assert (tmp_path / "dst" / "speakers.csv").read_text() == (source / "speakers.csv").read_text()
     assert "wrote 2 audio files at 8000 Hz" in " ".join(capsys.readouterr().err.split())
     clips = scan_corpus("folder", tmp_path / "dst", speakers_csv=tmp_path / "dst" / "speakers.csv").clips   # the CSV still matches
-    assert [c.speaker for c in clips] == ["folder:s1"] and lowest_rate(list(clips), 16000) == 8000
-    assert lowest_rate(list(scan_corpus("folder", source).clips), 16000) == 16000   # capped at the model rate
+    assert [c.speaker for c in clips] == ["folder:s1"] and rate_range(list(clips)) == (8000, 8000)
+    assert rate_range(list(scan_corpus("folder", source).clips)) == (44100, 44100) and rate_range([]) is None
 
 
 def test_resample_counts_a_broken_file_and_exits_1(tmp_path, capsys):
