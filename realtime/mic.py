@@ -131,8 +131,7 @@ class MicSource:
                     continue
                 idle = 0
                 mono = to_mono_float(block, self.stats)
-                if not resampler.identity:
-                    mono = resampler(mono)
+                mono = resampler(mono)
                 self.stats.blocks += 1
                 yield Chunk(mono, position)
                 position += len(mono)

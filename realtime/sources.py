@@ -99,14 +99,19 @@ def open_sound_file(path: Path) -> sf.SoundFile:
     return handle
 
 
+def narrows(native: int, band_rate: int | None) -> bool:
+    """Whether audio recorded at ``native`` Hz passes through ``band_rate`` on its way to the model."""
+    return band_rate is not None and band_rate < native
+
+
 class Resampler:
     """Streaming soxr resampling from ``native`` to ``target`` Hz, through ``band_rate`` when the input is
     recorded at a higher rate: a model trained on narrowband audio (telephone, 8 kHz) then hears no band it never
     learned, and audio already at ``band_rate`` or below takes the same path as in training."""
 
     def __init__(self, native: int, target: int, band_rate: int | None = None) -> None:
-        rates = [native, band_rate, target] if band_rate is not None and band_rate < native else [native, target]
-        self.band_limited = len(rates) == 3
+        self.band_limited = narrows(native, band_rate)
+        rates = [native, band_rate, target] if self.band_limited else [native, target]
         self._stages = [soxr.ResampleStream(a, b, 1, dtype="float32", quality="HQ")
                         for a, b in zip(rates, rates[1:]) if a != b]
 
@@ -155,8 +160,7 @@ class FileSource:
         self.position = 0
 
     def describe(self) -> str:
-        band = f", heard through {self.band_rate} Hz" if Resampler(self.native_rate, self.sample_rate,
-                                                                   self.band_rate).band_limited else ""
+        band = f", heard through {self.band_rate} Hz" if narrows(self.native_rate, self.band_rate) else ""
         return f"{self.path.name} ({self.native_rate} Hz, {self.channels} ch, {self.duration_s:.1f} s{band})"
 
     def _decoded(self) -> Iterator[np.ndarray]:
@@ -176,7 +180,7 @@ class FileSource:
                 decoded += len(raw)
                 last = len(raw) < frames
                 mono = to_mono_float(raw, self.stats)
-                yield mono if resampler.identity else resampler(mono, last=last)
+                yield resampler(mono, last=last)
                 if last:
                     break
             if decoded < handle.frames:
