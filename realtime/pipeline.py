@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from realtime.adapt import AdaptConfig, Smoother, SpeakerAdapter
+from realtime.channel import BandPass
 from realtime.features import FeatureSpec, FeatureStream, functionals
 from realtime.scorer import Scorer
 from realtime.vad import FrameVad, VadConfig, WindowEvent, Windower
@@ -49,10 +50,13 @@ class WindowFeaturizer:
     """Frame features and VAD windows over one stream; yields each window with its raw vector.
 
     With ``keep_frames`` each window also carries its frame matrix ``(n_frames, n_frame_columns)``.
+    With ``band_hz`` (low, high) everything, VAD included, hears the stream through that pass band: a
+    model trained on telephone-line audio hears any input as a telephone line would pass it.
     This is the part of the pipeline that training and evaluation share with serving.
     """
 
-    def __init__(self, spec: FeatureSpec, vad: VadConfig = VadConfig(), keep_frames: bool = False) -> None:
+    def __init__(self, spec: FeatureSpec, vad: VadConfig = VadConfig(), keep_frames: bool = False,
+                 band_hz: tuple[float, float] | None = None) -> None:
         history_s = vad.max_window_s + vad.min_silence_ms / 1000 + vad.preroll_ms / 1000 + 2.0
         self.spec = spec
         self.keep_frames = keep_frames
@@ -60,24 +64,31 @@ class WindowFeaturizer:
         self.frame_vad = FrameVad(spec.sample_rate, spec.hop_length, vad)
         self.windower = Windower(spec.sample_rate, spec.hop_length, vad)
         self._max_push = int(MAX_PUSH_S * spec.sample_rate)
+        self.band = BandPass(*band_hz, spec.sample_rate) if band_hz else None
 
     def reset(self) -> None:
         """Start a new stream at sample 0."""
+        if self.band is not None:
+            self.band.reset()
         self.features.reset()
         self.frame_vad.reset()
         self.windower.reset()
 
     def push(self, samples: np.ndarray) -> list[Window]:
         """Consume mono samples; return the windows they complete."""
-        step = self._max_push
-        if len(samples) > step:  # in steps, so each window reads its frames before the ring overwrites them
-            return [window for i in range(0, len(samples), step) for window in self.push(samples[i:i + step])]
-        self.features.push(samples)
-        return [self._window(w) for w in self.windower.push(self.frame_vad.push(samples))]
+        return self._push(samples if self.band is None else self.band(samples))
 
     def flush(self) -> list[Window]:
         """End of stream: close any open window."""
-        return [self._window(w) for w in self.windower.flush()]
+        tail = [] if self.band is None else self._push(self.band.flush())
+        return tail + [self._window(w) for w in self.windower.flush()]
+
+    def _push(self, samples: np.ndarray) -> list[Window]:
+        step = self._max_push
+        if len(samples) > step:  # in steps, so each window reads its frames before the ring overwrites them
+            return [window for i in range(0, len(samples), step) for window in self._push(samples[i:i + step])]
+        self.features.push(samples)
+        return [self._window(w) for w in self.windower.push(self.frame_vad.push(samples))]
 
     def _window(self, event: WindowEvent) -> Window:
         if event.kind == "speech_start":
@@ -103,7 +114,7 @@ class Pipeline:
         card = scorer.card
         self.scorer = scorer
         self.sample_rate = card.spec.sample_rate
-        self.windows = WindowFeaturizer(card.spec, vad, keep_frames=card.uses_frames)
+        self.windows = WindowFeaturizer(card.spec, vad, keep_frames=card.uses_frames, band_hz=card.band_hz)
         adapt_config = AdaptConfig(card.adapt.prior_windows, card.adapt.forgetting, enabled=adapt)
         self.adapter = SpeakerAdapter(card.pop_mean, card.pop_std, adapt_config)
         self.frame_adapter = (SpeakerAdapter(card.frame_pop_mean, card.frame_pop_std, adapt_config)

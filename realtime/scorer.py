@@ -47,6 +47,7 @@ class ModelCard:
     gender_trained: bool
     raw: dict
     trained_on_rate_hz: int       # the training audio's highest sample rate, capped at the model rate
+    band_hz: tuple[float, float] | None = None   # the pass band all audio is heard through (telephone models)
     frame_pop_mean: np.ndarray | None = None   # frame-model members only: the frame columns' population
     frame_pop_std: np.ndarray | None = None
 
@@ -93,6 +94,7 @@ class ModelCard:
                                          forgetting=float(adaptation["forgetting"])),
                        gender_trained=bool(raw.get("gender_trained", True)), raw=raw,
                        trained_on_rate_hz=int(raw.get("trained_on_rate_hz", spec.sample_rate)),
+                       band_hz=_band(raw.get("band_hz"), spec.sample_rate),
                        **_frame_stats(raw.get("frame_model")))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelError):
@@ -106,6 +108,16 @@ class ModelCard:
                 or card.uses_frames and (len(card.frame_pop_mean) != columns or len(card.frame_pop_std) != columns)):
             raise ModelError(f"model card {path} has adaptation statistics of the wrong size; {RETRAIN_HINT}")
         return card
+
+
+def _band(value: list | None, sample_rate: int) -> tuple[float, float] | None:
+    """The card's ``band_hz`` entry as (low, high) Hz, or None for a wideband model."""
+    if value is None:
+        return None
+    low, high = (float(edge) for edge in value)
+    if not 0 < low < high < sample_rate / 2:
+        raise ValueError(f"band_hz {value} is not a pass band below {sample_rate // 2} Hz")
+    return low, high
 
 
 def _frame_stats(frame_model: dict | None) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from realtime.features import DEFAULT_SPEC
 from ser_train.frame_model import FrameModelConfig
 
 log = logging.getLogger("ser-train")
@@ -22,6 +23,18 @@ def corpus_arg(text: str) -> tuple[str, Path]:
     if not sep or not root:
         raise argparse.ArgumentTypeError(f"expected KIND=DIR (e.g. ravdess=data/ravdess), got {text!r}")
     return kind.strip().lower(), Path(root)
+
+
+def band_arg(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition("-")
+    try:
+        band = float(low), float(high)
+    except ValueError:
+        band = None
+    if not sep or band is None or not (0 < band[0] < band[1] < DEFAULT_SPEC.sample_rate / 2):
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH in Hz with 0 < LOW < HIGH < "
+                                         f"{DEFAULT_SPEC.sample_rate // 2} (e.g. 300-3400), got {text!r}")
+    return band
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="hear each voice copy over background noise, 10-40 dB below the speaker's speech, and "
                           "train the gender head on the copies nearest the real voice too "
                           "(not in the default model: see the README)")
+    fit.add_argument("--band", type=band_arg, metavar="LOW-HIGH",
+                     help="hear all audio through this pass band in Hz, e.g. 300-3400 for a telephone line; "
+                          "the model then hears everything it scores through it too (default: the full band)")
     fit.add_argument("--seed", type=int, default=0,
                      help="seed of every random choice: session orders, classifier and CNN training (default 0)")
 
@@ -64,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mix background noise this many dB below each speaker's median speech level (default: none)")
     ev.add_argument("--noise", choices=("white", "pink", "brown"), default="pink",
                     help="colour of the --snr-db noise (default pink)")
+    ev.add_argument("--band", type=band_arg, metavar="LOW-HIGH",
+                    help="play every clip through this pass band in Hz first, e.g. 300-3400 for a telephone line")
     ev.add_argument("--json", type=Path, help="write the figures as JSON here")
 
     rep = commands.add_parser("report", help="markdown report with plots from a model card")
@@ -112,7 +130,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs), seed=args.seed,
                        copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None,
-                       gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies else 0.0)
+                       gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies else 0.0, band_hz=args.band)
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")
@@ -132,7 +150,6 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     from ser_train.noise import COLOURS
     from ser_train.report import figures_table
 
-    from realtime.features import DEFAULT_SPEC
     from realtime.scorer import Scorer, model_path
 
     for flag, value in (("--gain-db", args.gain_db), ("--snr-db", args.snr_db)):
@@ -145,7 +162,8 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     narrower = rates and scorer.card.narrower_input(rates[0])
     if narrower:
         console.print(f"[yellow]warning:[/] {narrower}")
-    report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise)
+    report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise,
+                      band_hz=args.band)
     console.print(figures_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

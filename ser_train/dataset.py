@@ -47,6 +47,7 @@ class ClipWindows:
 
 
 Extracted = tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]
+Band = tuple[float, float] | None
 
 
 def at_level(samples: np.ndarray, gain_db: float) -> np.ndarray:
@@ -66,15 +67,15 @@ def played(source: FileSource, gain_db: float, noise: Noise | None, block: int) 
 
 
 def clip_windows(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float = 1.0,
-                 gain_db: float = 0.0, noise: Noise | None = None) -> Extracted:
+                 gain_db: float = 0.0, noise: Noise | None = None, band_hz: Band = None) -> Extracted:
     """Replay one file through the serving windower; return segment vectors, durations and frames.
 
     With ``factor`` != 1 the file is decoded at ``factor * sample_rate`` and played at
     ``sample_rate``: pitch and formants scale by ``1 / factor`` (a new voice for training).
     With ``gain_db`` != 0 it is played at another level (see :func:`at_level`), with ``noise``
-    over background noise.
+    over background noise; with ``band_hz`` all of it is heard through that pass band, as the model will hear.
     """
-    featurizer = WindowFeaturizer(spec, vad, keep_frames=True)
+    featurizer = WindowFeaturizer(spec, vad, keep_frames=True, band_hz=band_hz)
     vectors, durations, frames = [], [], []
     source = FileSource(path, int(round(spec.sample_rate * factor)), block=EXTRACT_BLOCK, speed=0)
     batches = [featurizer.push(block) for block in played(source, gain_db, noise, EXTRACT_BLOCK)] + [featurizer.flush()]
@@ -100,27 +101,29 @@ def rate_range(clips: list[Clip]) -> tuple[int, int] | None:
 
 
 def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float, gain_db: float,
-               noise: Noise | None) -> str:
+               noise: Noise | None, band_hz: Band) -> str:
     stat = path.stat()
     copy = [factor] if gain_db == 0.0 else [factor, gain_db]   # entries cached before gains existed stay valid
     if noise is not None:
         copy.append(asdict(noise))
+    if band_hz is not None:
+        copy.append({"band_hz": list(band_hz)})
     text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad), *copy,
                        CACHE_LAYOUT], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, float, Noise | None, Path | None]
+def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, float, Noise | None, Band, Path | None]
                     ) -> Extracted | str:
-    path, spec, vad, factor, gain_db, noise, cache_dir = args
-    key = _cache_key(path, spec, vad, factor, gain_db, noise)
+    path, spec, vad, factor, gain_db, noise, band_hz, cache_dir = args
+    key = _cache_key(path, spec, vad, factor, gain_db, noise, band_hz)
     target = cache_dir / spec.hash() / f"{key}.npz" if cache_dir else None
     if target is not None and target.exists():
         with np.load(target) as data:
             frames = np.split(data["frames"], np.cumsum(data["frame_counts"])[:-1])
             return data["vectors"], data["durations"], tuple(frames) if len(data["durations"]) else ()
     try:
-        vectors, durations, frames = clip_windows(path, spec, vad, factor, gain_db, noise)
+        vectors, durations, frames = clip_windows(path, spec, vad, factor, gain_db, noise, band_hz)
     except SourceError as exc:
         return str(exc)
     if target is not None:
@@ -136,16 +139,19 @@ def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, float, Nois
 def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), factors: tuple[float, ...] = (1.0,),
             cache_dir: Path | None = DEFAULT_CACHE, workers: int | None = None,
             gain_db: Callable[[Clip, float], float] = lambda clip, factor: 0.0,
-            noise: Callable[[Clip, float], Noise | None] = lambda clip, factor: None) -> list[ClipWindows]:
+            noise: Callable[[Clip, float], Noise | None] = lambda clip, factor: None,
+            band_hz: Band = None) -> list[ClipWindows]:
     """Window vectors for every clip and voice factor, extracted in parallel with a progress bar.
 
     Results come factor by factor, each in the clips' order; ``gain_db(clip, factor)`` is
-    the level each copy is played at and ``noise(clip, factor)`` its background noise. Clips
+    the level each copy is played at, ``noise(clip, factor)`` its background noise and ``band_hz``
+    the pass band every copy is heard through (see :func:`clip_windows`). Clips
     that cannot be decoded are logged and returned with no windows, so they are counted, not dropped.
     """
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
     copies = [(clip, factor, gain_db(clip, factor), noise(clip, factor)) for factor in factors for clip in clips]
-    jobs = [(clip.path, spec, vad, factor, gain, background, cache_dir) for clip, factor, gain, background in copies]
+    jobs = [(clip.path, spec, vad, factor, gain, background, band_hz, cache_dir)
+            for clip, factor, gain, background in copies]
     results: list[ClipWindows] = []
     with progress_bar("features") as progress, ProcessPoolExecutor(workers) as pool:
         task = progress.add_task("features", total=len(jobs))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.channel import BandPass, through
 from realtime.pipeline import Pipeline
 from realtime.scorer import Scorer
 from realtime.sources import DEFAULT_BLOCK, FileSource, SourceError
@@ -20,13 +21,15 @@ from ser_train.progress import progress_bar
 from ser_train.sessions import GENDERS
 
 
-def clip_probs(pipeline: Pipeline, path: Path, gain_db: float = 0.0,
-               noise: Noise | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Stream one clip (``gain_db`` louder, over ``noise``); return duration-weighted emotion and gender
-    probabilities, None without speech."""
+def clip_probs(pipeline: Pipeline, path: Path, gain_db: float = 0.0, noise: Noise | None = None,
+               line: BandPass | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stream one clip (``gain_db`` louder, over ``noise``, through ``line``); return duration-weighted emotion
+    and gender probabilities, None without speech."""
     source = FileSource(path, pipeline.sample_rate, block=DEFAULT_BLOCK, speed=0,
                         band_rate=pipeline.scorer.card.band_rate_hz)
-    blocks = played(source, gain_db, noise, DEFAULT_BLOCK)
+    if line is not None:
+        line.reset()
+    blocks = through(line, played(source, gain_db, noise, DEFAULT_BLOCK))
     events = [e for block in blocks for e in pipeline.push(block)] + pipeline.flush()
     segments = [e for e in events if e.type == "segment"]
     if not segments:
@@ -52,13 +55,15 @@ def session_order(clips: list[Clip], seed: int) -> list[list[Clip]]:
 
 
 def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, progress: bool = True,
-             gain_db: float = 0.0, noise: tuple[float, float] | None = None) -> dict:
+             gain_db: float = 0.0, noise: tuple[float, float] | None = None,
+             band_hz: tuple[float, float] | None = None) -> dict:
     """Replay every clip through the pipeline and score the clip-level decisions.
 
     With ``adapt`` each speaker is one session (state reset between speakers);
     without it the state is reset before every clip. ``gain_db`` plays every clip
     louder (or quieter), clipped at full scale; ``noise`` = (SNR dB, colour exponent)
-    mixes in background noise that far below the speaker's median speech level. Clips whose label the model
+    mixes in background noise that far below the speaker's median speech level; ``band_hz`` then passes
+    the audio through that band, as a telephone line would (before the model's own band, if it has one). Clips whose label the model
     lacks are skipped and counted; a clip with no detected speech counts as an error.
     """
     labels = scorer.card.labels
@@ -67,6 +72,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     shared_index = [labels.index(label) for label in shared]
     pipeline = Pipeline(scorer, adapt=True)
     levels = speaker_levels(usable) if noise else {}
+    line = BandPass(*band_hz, pipeline.sample_rate) if band_hz else None
     truth, emotion_rows, gender_truth, gender_rows, unreadable = [], [], [], [], []
     with progress_bar("evaluate", enabled=progress) as bar:
         task = bar.add_task("evaluate", total=len(usable))
@@ -77,7 +83,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                     pipeline.reset_session()
                 pipeline.reset_stream()
                 try:
-                    result = clip_probs(pipeline, clip.path, gain_db, _background(clip, noise, levels, seed))
+                    result = clip_probs(pipeline, clip.path, gain_db, _background(clip, noise, levels, seed), line)
                 except SourceError as exc:
                     unreadable.append(str(exc))
                     result = None
@@ -91,6 +97,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                    "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
                    "adapt": adapt, "seed": seed, "gain_db": gain_db,
                    "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]},
+                   "band_hz": list(band_hz) if band_hz else None,
                    "model": scorer.card.name})
     return report
 

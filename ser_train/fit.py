@@ -52,6 +52,7 @@ class FitConfig:
     copy_snr_db: tuple[float, float] | None = None   # each voice copy's background noise, uniform in dB; None: none
     copy_noise_exponent: tuple[float, float] = (0.0, 2.0)    # and its colour, uniform: white 0 .. brown 2
     gender_copy_span: float = 0.0  # voice copies with |factor - 1| <= this also train the gender head; 0: real only
+    band_hz: tuple[float, float] | None = None   # hear all audio through this pass band (telephone line); None: all
     search_session_orders: int = 1
     seed: int = 0
     prior_windows: float = 2.0
@@ -210,7 +211,8 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
                trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate) -> dict:
     card = {"format": CARD_FORMAT, "name": name, "labels": list(labels), "gender_labels": list(GENDERS),
             "gender_trained": gender_trained,
-            "sample_rate": DEFAULT_SPEC.sample_rate, "trained_on_rate_hz": trained_on_rate_hz, "feature_spec": asdict(DEFAULT_SPEC),
+            "sample_rate": DEFAULT_SPEC.sample_rate, "trained_on_rate_hz": trained_on_rate_hz,
+            "band_hz": list(fit.band_hz) if fit.band_hz else None, "feature_spec": asdict(DEFAULT_SPEC),
             "feature_spec_hash": DEFAULT_SPEC.hash(), "feature_dim": DEFAULT_SPEC.dim, "model_input_dim": 2 * DEFAULT_SPEC.dim,
             "adaptation": {"pop_mean": adapter.pop_mean.round(6).tolist(),
                            "pop_std": np.sqrt(adapter.pop_var).round(6).tolist(),
@@ -256,9 +258,13 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     band = (f" Training audio recorded at up to {rate} Hz is resampled to {DEFAULT_SPEC.sample_rate} Hz, "
             f"as served: its real audio holds nothing above {rate // 2} Hz (a voice copy at factor f: {rate // 2} / f)."
             if rate < DEFAULT_SPEC.sample_rate else "")
+    if fit.band_hz:
+        band += (f" All audio, training copies and replays alike, is heard through a {fit.band_hz[0]:g}-"
+                 f"{fit.band_hz[1]:g} Hz pass band (a telephone line), as the model hears everything when served.")
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
                                  gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
-                                 noise=lambda clip, factor: session_noise(clip, factor, fit, levels)), labels)
+                                 noise=lambda clip, factor: session_noise(clip, factor, fit, levels),
+                                 band_hz=fit.band_hz), labels)
     speakers = np.unique(table.speaker)
     _check_speakers(len(speakers), fit)                         # a speaker whose clips hold no speech is gone
     folds = min(fit.folds, len(speakers))

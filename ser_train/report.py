@@ -155,7 +155,8 @@ def reproduce_command(card: dict) -> str:
         frame = f" --frame-epochs {config['frame']['epochs']}"
     noise = " --noise-copies" if config.get("copy_snr_db") else ""
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
-    return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{seed} "
+    band = f" --band {config['band_hz'][0]:g}-{config['band_hz'][1]:g}" if config.get("band_hz") else ""
+    return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{band}{seed} "
             f"--out models/{card['name']}")
 
 
