@@ -93,7 +93,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     sinks = [JsonlSink(args.jsonl)] if args.jsonl else []
     card = scorer.card
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)
-    monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
+    line = f" through a {card.band_hz[0]:g}-{card.band_hz[1]:g} Hz line" if card.band_hz else ""
+    monitor = Monitor(source.describe() + line, card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
                       adapting=pipeline.adapter.config.enabled)
     previous = signal.signal(signal.SIGTERM, _terminate)  # systemd's stop: end like Ctrl-C, with the summary
     try:

@@ -17,6 +17,7 @@ from ser_train import cli
 from ser_train.corpora import Clip
 from ser_train.dataset import extract
 from tests.conftest import bursts
+from tests.test_cli import segment_events
 from tests.test_resample import band_power, small_corpus, tones
 
 
@@ -75,6 +76,14 @@ def test_a_card_with_a_band_makes_the_pipeline_hear_through_it(tiny_model, tmp_p
     assert Pipeline(Scorer(tiny_model, DEFAULT_SPEC)).windows.band is None
     pipeline = Pipeline(Scorer(banded_model(tiny_model, tmp_path, [300, 3400]), DEFAULT_SPEC))
     assert (pipeline.windows.band.low_hz, pipeline.windows.band.high_hz) == (300, 3400)
+
+
+def test_replay_through_a_phone_model_is_identical_for_every_chunk_size(burst_file, tiny_model, tmp_path):
+    phone = banded_model(tiny_model, tmp_path, [300, 3400])
+    reference = segment_events(burst_file, 160, phone)
+    assert len(reference) == 3 and reference != segment_events(burst_file, 160, tiny_model)
+    for chunk in (1000, 4096):
+        assert segment_events(burst_file, chunk, phone) == reference
 
 
 @pytest.mark.parametrize("band", [[3400, 300], [300, 9000], ["low", 3400]])
