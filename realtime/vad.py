@@ -57,7 +57,7 @@ class FrameVad:
             raise ValueError(f"webrtcvad needs 10/20/30 ms frames at {WEBRTC_RATES} Hz")
         self.sample_rate = sample_rate
         self.frame_samples = frame_samples
-        self._vad = webrtcvad.Vad(config.aggressiveness)
+        self._aggressiveness = config.aggressiveness
         # the gate compares powers: x dB above the floor is a power 10 ** (x / 10) times the floor's
         self._absolute_power = 10.0 ** (config.energy_floor_dbfs / 10)
         self._margin_ratio = 10.0 ** (config.margin_db / 10)
@@ -65,6 +65,8 @@ class FrameVad:
         self.reset()
 
     def reset(self) -> None:
+        """Start a new stream: webrtcvad's adaptive state too, so a stream's frames never depend on an earlier one."""
+        self._vad = webrtcvad.Vad(self._aggressiveness)
         self._pending = np.zeros(0, dtype=np.float32)
         self._recent_power = np.full(self._history - 1, np.inf)
 

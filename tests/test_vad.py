@@ -86,3 +86,15 @@ def test_sliding_min_matches_the_naive_minimum():
         x = rng.standard_normal(n)
         naive = np.array([x[i:i + width].min() for i in range(n - width + 1)])
         np.testing.assert_array_equal(sliding_min(x, width), naive)
+
+
+def test_a_reset_detector_hears_a_new_stream_as_a_fresh_one_would():
+    """webrtcvad adapts to what it hears; after reset() an earlier stream must leave no trace."""
+    loud = bursts(total_s=6.0, spans=((0.5, 5.5, "speechlike"),))
+    quiet = 0.05 * bursts(total_s=3.0, spans=((0.5, 2.5, "speechlike"),))
+    fresh = FrameVad(RATE, HOP).push(quiet)
+    vad = FrameVad(RATE, HOP)
+    vad.push(loud)
+    vad.reset()
+    np.testing.assert_array_equal(vad.push(quiet), fresh)
+    assert fresh.any()
