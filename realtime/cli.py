@@ -19,7 +19,7 @@ from realtime.sources import DEFAULT_BLOCK, SourceError  # noqa: E402
 
 log = logging.getLogger("ser")
 MODEL_HELP = ("model .onnx (card .json beside it), or a shipped model's name: ser-ravdess (default), "
-              "ser-ravdess-noisy (trained over background noise) or ser-ravdess-8k (telephone audio); see the README")
+              "ser-ravdess-noisy (trained over background noise) or ser-ravdess-phone (telephone lines); see the README")
 
 
 def demo_path() -> Path:

@@ -27,9 +27,11 @@ def test_shipped_models_are_found_by_name_and_files_by_path(tiny_model):
     assert model_path("ser-ravdess") == DEFAULT_MODEL
     noisy = Scorer(model_path("ser-ravdess-noisy"), DEFAULT_SPEC)
     assert noisy.card.name == "ser-ravdess-noisy" and noisy.card.labels == Scorer(DEFAULT_MODEL, DEFAULT_SPEC).card.labels
-    phone = Scorer(model_path("ser-ravdess-8k"), DEFAULT_SPEC).card
-    assert phone.name == "ser-ravdess-8k" and phone.labels == noisy.card.labels and phone.band_rate_hz == 8000
+    phone = Scorer(model_path("ser-ravdess-phone"), DEFAULT_SPEC).card
+    assert phone.name == "ser-ravdess-phone" and phone.labels == noisy.card.labels
+    assert phone.band_rate_hz == 8000 and phone.band_hz == (300.0, 3400.0)
     assert noisy.card.band_rate_hz is None and Scorer(DEFAULT_MODEL, DEFAULT_SPEC).card.band_rate_hz is None
+    assert noisy.card.band_hz is None and Scorer(DEFAULT_MODEL, DEFAULT_SPEC).card.band_hz is None
     assert model_path(str(tiny_model)) == tiny_model
     assert model_path("no-such-model") == Path("no-such-model")   # left for Scorer's one-line error
 
