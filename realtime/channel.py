@@ -9,6 +9,14 @@ import numpy as np
 TAPS = 255   # at 16 kHz: about 200 Hz from pass to stop band, 53 dB down (Hamming window)
 
 
+def pass_band(low_hz: float, high_hz: float, sample_rate: int) -> tuple[float, float]:
+    """(low, high) as floats, or a ValueError saying why they are no pass band at ``sample_rate``."""
+    low, high = float(low_hz), float(high_hz)
+    if not 0 < low < high < sample_rate / 2:
+        raise ValueError(f"a pass band needs 0 < LOW < HIGH < {sample_rate // 2} Hz, got {low_hz}-{high_hz}")
+    return low, high
+
+
 class BandPass:
     """Linear-phase FIR band-pass (Hamming-windowed sinc) over a stream of blocks, with no delay.
 
@@ -17,10 +25,7 @@ class BandPass:
     """
 
     def __init__(self, low_hz: float, high_hz: float, sample_rate: int) -> None:
-        if not 0 < low_hz < high_hz < sample_rate / 2:
-            raise ValueError(f"a pass band must satisfy 0 < low < high < {sample_rate // 2} Hz, "
-                             f"got {low_hz:g}-{high_hz:g} Hz")
-        self.low_hz, self.high_hz = low_hz, high_hz
+        self.low_hz, self.high_hz = pass_band(low_hz, high_hz, sample_rate)
         n = np.arange(TAPS) - (TAPS - 1) / 2
         low, high = low_hz / sample_rate, high_hz / sample_rate
         taps = (2 * high * np.sinc(2 * high * n) - 2 * low * np.sinc(2 * low * n)) * np.hamming(TAPS)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.adapt import AdaptConfig
+from realtime.channel import pass_band
 from realtime.features import FeatureSpec
 
 CARD_FORMAT = 1
@@ -114,10 +115,8 @@ def _band(value: list | None, sample_rate: int) -> tuple[float, float] | None:
     """The card's ``band_hz`` entry as (low, high) Hz, or None for a wideband model."""
     if value is None:
         return None
-    low, high = (float(edge) for edge in value)
-    if not 0 < low < high < sample_rate / 2:
-        raise ValueError(f"band_hz {value} is not a pass band below {sample_rate // 2} Hz")
-    return low, high
+    low, high = value
+    return pass_band(low, high, sample_rate)
 
 
 def _frame_stats(frame_model: dict | None) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from realtime.channel import pass_band
 from realtime.features import DEFAULT_SPEC
 from ser_train.frame_model import FrameModelConfig
 
@@ -26,15 +27,12 @@ def corpus_arg(text: str) -> tuple[str, Path]:
 
 
 def band_arg(text: str) -> tuple[float, float]:
-    low, sep, high = text.partition("-")
+    low, _, high = text.partition("-")
     try:
-        band = float(low), float(high)
+        return pass_band(low, high, DEFAULT_SPEC.sample_rate)
     except ValueError:
-        band = None
-    if not sep or band is None or not (0 < band[0] < band[1] < DEFAULT_SPEC.sample_rate / 2):
         raise argparse.ArgumentTypeError(f"expected LOW-HIGH in Hz with 0 < LOW < HIGH < "
-                                         f"{DEFAULT_SPEC.sample_rate // 2} (e.g. 300-3400), got {text!r}")
-    return band
+                                         f"{DEFAULT_SPEC.sample_rate // 2} (e.g. 300-3400), got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
