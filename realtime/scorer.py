@@ -20,12 +20,13 @@ EMOTION_OUTPUT = "emotion_probabilities"
 GENDER_OUTPUT = "gender_probabilities"
 SHIPPED_MODELS = Path(str(resources.files("realtime.models")))
 DEFAULT_MODEL = SHIPPED_MODELS / "ser-ravdess.onnx"
-NARROWBAND_HINT = "for telephone audio use --model ser-ravdess-phone (see the README)"
+NARROWBAND_HINT = "for telephone audio use --model ser-ravdess-phone, or ser-ravdess-phone-noisy in noise (see the README)"
 RETRAIN_HINT = "retrain it with `ser-train fit` or pass a matching --model"
 
 
 def model_path(text: str) -> Path:
-    """A model file, or the name of a shipped model (``ser-ravdess``, ``ser-ravdess-noisy``, ``ser-ravdess-phone``)."""
+    """A model file, or the name of a shipped model (``ser-ravdess``, ``ser-ravdess-noisy``, ``ser-ravdess-phone``,
+    ``ser-ravdess-phone-noisy``)."""
     path, shipped = Path(text), SHIPPED_MODELS / f"{text}.onnx"
     return shipped if not path.exists() and shipped.exists() else path
 

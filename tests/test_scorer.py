@@ -30,6 +30,9 @@ def test_shipped_models_are_found_by_name_and_files_by_path(tiny_model):
     phone = Scorer(model_path("ser-ravdess-phone"), DEFAULT_SPEC).card
     assert phone.name == "ser-ravdess-phone" and phone.labels == noisy.card.labels
     assert phone.band_rate_hz == 8000 and phone.band_hz == (300.0, 3400.0)
+    phone_noisy = Scorer(model_path("ser-ravdess-phone-noisy"), DEFAULT_SPEC).card
+    assert phone_noisy.name == "ser-ravdess-phone-noisy" and phone_noisy.labels == phone.labels
+    assert (phone_noisy.band_rate_hz, phone_noisy.band_hz) == (phone.band_rate_hz, phone.band_hz)
     assert noisy.card.band_rate_hz is None and Scorer(DEFAULT_MODEL, DEFAULT_SPEC).card.band_rate_hz is None
     assert noisy.card.band_hz is None and Scorer(DEFAULT_MODEL, DEFAULT_SPEC).card.band_hz is None
     assert model_path(str(tiny_model)) == tiny_model
