@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -17,6 +17,12 @@ def pass_band(low_hz: float, high_hz: float, sample_rate: int) -> tuple[float, f
     return low, high
 
 
+def band_text(band: Sequence[float]) -> str:
+    """``(low, high)`` as the ``--band`` flags write it, e.g. ``300-3400``."""
+    low, high = band
+    return f"{low:g}-{high:g}"
+
+
 class BandPass:
     """Linear-phase FIR band-pass (Hamming-windowed sinc) over a stream of blocks, with no delay.
 
@@ -27,7 +33,7 @@ class BandPass:
     def __init__(self, low_hz: float, high_hz: float, sample_rate: int) -> None:
         self.low_hz, self.high_hz = pass_band(low_hz, high_hz, sample_rate)
         n = np.arange(TAPS) - (TAPS - 1) / 2
-        low, high = low_hz / sample_rate, high_hz / sample_rate
+        low, high = self.low_hz / sample_rate, self.high_hz / sample_rate
         taps = (2 * high * np.sinc(2 * high * n) - 2 * low * np.sinc(2 * low * n)) * np.hamming(TAPS)
         self.taps = taps.astype(np.float32)
         self.reset()

@@ -13,6 +13,7 @@ from realtime.threads import one_maths_thread
 
 one_maths_thread()   # before numpy is imported
 
+from realtime.channel import band_text  # noqa: E402
 from realtime.features import DEFAULT_SPEC  # noqa: E402
 from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path  # noqa: E402
 from realtime.sources import DEFAULT_BLOCK, SourceError  # noqa: E402
@@ -94,7 +95,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     sinks = [JsonlSink(args.jsonl)] if args.jsonl else []
     card = scorer.card
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)
-    line = f" through a {card.band_hz[0]:g}-{card.band_hz[1]:g} Hz line" if card.band_hz else ""
+    line = f" through a {band_text(card.band_hz)} Hz line" if card.band_hz else ""
     monitor = Monitor(source.describe() + line, card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
                       adapting=pipeline.adapter.config.enabled)
     previous = signal.signal(signal.SIGTERM, _terminate)  # systemd's stop: end like Ctrl-C, with the summary

@@ -63,8 +63,8 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     without it the state is reset before every clip. ``gain_db`` plays every clip
     louder (or quieter), clipped at full scale; ``noise`` = (SNR dB, colour exponent)
     mixes in background noise that far below the speaker's median speech level; ``band_hz`` then passes
-    the audio through that band, as a telephone line would (before the model's own band, if it has one). Clips whose label the model
-    lacks are skipped and counted; a clip with no detected speech counts as an error.
+    the audio through that band, as a telephone line would (before the model's own band, if it has one).
+    Clips whose label the model lacks are skipped and counted; a clip with no detected speech counts as an error.
     """
     labels = scorer.card.labels
     usable = [c for c in clips if c.label in labels]

@@ -17,6 +17,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.model_selection import GroupKFold
 
 from realtime.adapt import AdaptConfig, SpeakerAdapter
+from realtime.channel import band_text
 from realtime.features import DEFAULT_SPEC
 from realtime.scorer import CARD_FORMAT, Scorer
 from ser_train.corpora import Clip
@@ -259,8 +260,8 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
             f"as served: its real audio holds nothing above {rate // 2} Hz (a voice copy at factor f: {rate // 2} / f)."
             if rate < DEFAULT_SPEC.sample_rate else "")
     if fit.band_hz:
-        band += (f" All audio, training copies and replays alike, is heard through a {fit.band_hz[0]:g}-"
-                 f"{fit.band_hz[1]:g} Hz pass band (a telephone line), as the model hears everything when served.")
+        band += (f" All audio, training copies and replays alike, is heard through a {band_text(fit.band_hz)} Hz "
+                 f"pass band (a telephone line), as the model hears everything when served.")
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
                                  gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                  noise=lambda clip, factor: session_noise(clip, factor, fit, levels),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
+from realtime.channel import band_text
 from ser_train.frame_model import FrameModelConfig
 
 
@@ -155,7 +156,7 @@ def reproduce_command(card: dict) -> str:
         frame = f" --frame-epochs {config['frame']['epochs']}"
     noise = " --noise-copies" if config.get("copy_snr_db") else ""
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
-    band = f" --band {config['band_hz'][0]:g}-{config['band_hz'][1]:g}" if config.get("band_hz") else ""
+    band = f" --band {band_text(config['band_hz'])}" if config.get("band_hz") else ""
     return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{band}{seed} "
             f"--out models/{card['name']}")
 
