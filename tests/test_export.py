@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
+from onnx import numpy_helper
 from threadpoolctl import threadpool_limits
 from sklearn.linear_model import LogisticRegression
 
@@ -7,7 +11,7 @@ from realtime.adapt import AdaptConfig, SpeakerAdapter
 from realtime.features import DEFAULT_SPEC
 from realtime.pipeline import Pipeline
 from realtime.scorer import Scorer
-from ser_train.export import check_equality, merge_heads, write_model
+from ser_train.export import _head, check_equality, flush_subnormals, merge_heads, write_model
 from ser_train.fit import FitConfig, model_card
 from ser_train.frame_model import FrameModelConfig, torch_available, train_frame_member
 from ser_train.models import candidates
@@ -67,3 +71,38 @@ def test_frame_ensemble_graph_equals_the_blend_and_serves_in_the_pipeline(tmp_pa
     assert len(segments) == 2 and pipeline.frame_adapter.windows_seen == 2
     for event in segments:
         assert abs(sum(event.emotion_probs.values()) - 1.0) < 1e-3
+
+
+def _subnormal_weights(model: onnx.ModelProto) -> int:
+    arrays = [numpy_helper.to_array(i) for i in model.graph.initializer]
+    return sum(int(np.count_nonzero((a != 0) & (np.abs(a) < np.finfo(np.float32).tiny)))
+               for a in arrays if a.dtype == np.float32)
+
+
+def test_subnormal_weights_are_flushed_without_changing_the_scores(tmp_path):
+    """An MLP whose decayed weights fall below float32's normal range exports with them at zero, scores unchanged."""
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(160) % len(LABELS)
+    x = (rng.standard_normal((160, WIDTH)) + labels[:, None] * 0.05).astype(np.float32)
+    emotion = MLPClassifier((16,), max_iter=50, random_state=0).fit(x, labels)
+    emotion.coefs_[0][::3] = 1e-41      # as decay leaves unused inputs' weights
+    gender = LogisticRegression(max_iter=500).fit(x, labels % 2)
+    converted = _head(emotion, WIDTH, "emo_")
+    subnormal = _subnormal_weights(converted)
+    assert subnormal >= WIDTH // 3 * 16          # the converter keeps them, as float32 subnormals
+    assert flush_subnormals(converted) == subnormal and _subnormal_weights(converted) == 0
+    model = merge_heads(emotion, gender, WIDTH)
+    assert _subnormal_weights(model) == 0
+    card = model_card("t", LABELS, SpeakerAdapter(np.zeros(DEFAULT_SPEC.dim), np.ones(DEFAULT_SPEC.dim),
+                                                  AdaptConfig()), ["synthetic"], FitConfig(), {})
+    path, _ = write_model(tmp_path / "t", model, card)
+    assert check_equality(path, emotion, gender, x[:40]) <= 1e-4
+
+
+def test_shipped_models_hold_no_subnormal_weights():
+    shipped = sorted((Path(__file__).resolve().parents[1] / "models").glob("*.onnx"))
+    assert len(shipped) >= 4
+    for path in shipped:
+        assert _subnormal_weights(onnx.load(str(path))) == 0, path.name
