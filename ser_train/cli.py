@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="hear each voice copy over background noise, 10-40 dB below the speaker's speech, and "
                           "train the gender head on the copies nearest the real voice too "
                           "(not in the default model: see the README)")
+    fit.add_argument("--noisy-gender-copies", action="store_true",
+                     help="play the voice copies nearest the real voice again over background noise, 10-40 dB below "
+                          "the speaker's speech, to train the gender head alone: the emotion head is as without it")
     fit.add_argument("--band", type=band_arg, metavar="LOW-HIGH",
                      help="hear all audio through this pass band in Hz, e.g. 300-3400 for a telephone line; "
                           "the model then hears everything it scores through it too (default: the full band)")
@@ -128,7 +131,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs), seed=args.seed,
                        copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None,
-                       gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies else 0.0, band_hz=args.band)
+                       gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies else 0.0,
+                       gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band)
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")

@@ -37,6 +37,7 @@ LEVEL_SHIFTS_DB = (-10.0, 10.0)   # the held-out clips are also replayed this mu
 NOISE_REPLAYS = (("white", 20.0), ("pink", 20.0))   # ... and over this noise at this SNR (dB)
 NOISE_COPY_SNR_DB = (10.0, 40.0)   # `ser-train fit --noise-copies`: the voice copies' background noise, uniform in dB
 NOISE_GENDER_SPAN = 0.05           # ... and the copies this near the real voice also train the gender head
+                                   # (`--noisy-gender-copies`: those copies again over noise, for the gender head alone)
 LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
            "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
 
@@ -53,6 +54,8 @@ class FitConfig:
     copy_snr_db: tuple[float, float] | None = None   # each voice copy's background noise, uniform in dB; None: none
     copy_noise_exponent: tuple[float, float] = (0.0, 2.0)    # and its colour, uniform: white 0 .. brown 2
     gender_copy_span: float = 0.0  # voice copies with |factor - 1| <= this also train the gender head; 0: real only
+    gender_noise_snr_db: tuple[float, float] | None = None  # the copies within NOISE_GENDER_SPAN again over noise
+                                                            # this far below speech, for the gender head only
     band_hz: tuple[float, float] | None = None   # hear all audio through this pass band (telephone line); None: all
     search_session_orders: int = 1
     seed: int = 0
@@ -77,18 +80,21 @@ def session_gain_db(clip: Clip, factor: float, fit: FitConfig) -> float:
     return round(float(rng.uniform(low, high)), 2)
 
 
-def session_noise(clip: Clip, factor: float, fit: FitConfig, levels: dict[str, float]) -> Noise | None:
+def session_noise(clip: Clip, factor: float, fit: FitConfig, levels: dict[str, float],
+                  gender_copy: bool = False) -> Noise | None:
     """The background noise of a speaker's voice copy: one SNR and colour per (speaker, factor), one noise
     sample per clip, against the speaker's median speech level (``levels``). Real audio keeps its own.
 
-    RAVDESS's pauses are near digital silence, while a live microphone hears a room.
+    RAVDESS's pauses are near digital silence, while a live microphone hears a room. A
+    ``gender_copy`` (``fit.gender_noise_snr_db``) draws its own SNR, colour and noise.
     """
-    if factor == 1.0 or fit.copy_snr_db is None or clip.speaker not in levels:
+    snr_db, tag = (fit.gender_noise_snr_db, "gender:") if gender_copy else (fit.copy_snr_db, "")
+    if factor == 1.0 or snr_db is None or clip.speaker not in levels:
         return None
-    rng = np.random.default_rng([fit.seed, zlib.crc32(f"noise:{clip.speaker}@{factor:g}".encode())])
-    snr, exponent = rng.uniform(*fit.copy_snr_db), rng.uniform(*fit.copy_noise_exponent)
+    rng = np.random.default_rng([fit.seed, zlib.crc32(f"{tag}noise:{clip.speaker}@{factor:g}".encode())])
+    snr, exponent = rng.uniform(*snr_db), rng.uniform(*fit.copy_noise_exponent)
     return Noise(round(float(snr), 2), round(float(exponent), 2), round(levels[clip.speaker], 8),
-                 zlib.crc32(f"{fit.seed}:{clip.path.name}@{factor:g}".encode()))
+                 zlib.crc32(f"{fit.seed}:{tag}{clip.path.name}@{factor:g}".encode()))
 
 
 def gender_voices(factors: np.ndarray, fit: FitConfig) -> np.ndarray:
@@ -100,14 +106,24 @@ def gender_voices(factors: np.ndarray, fit: FitConfig) -> np.ndarray:
     return np.abs(factors - 1.0) <= fit.gender_copy_span + 1e-9
 
 
-def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders: int):
-    """Fit the emotion and gender heads on ``orders`` simulated session orders of ``table`` (plus cold windows)."""
+def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders: int,
+               gender_table: WindowTable | None = None):
+    """Fit the emotion and gender heads on ``orders`` simulated session orders of ``table`` (plus cold windows).
+
+    ``gender_table``'s windows (noisy copies) train the gender head too, normalised the same way.
+    """
     adapt = AdaptConfig(fit.prior_windows, fit.forgetting)
     z, rows, adapter = training_rows(table, adapt, orders, fit.seed)
     emotion = candidate.build(table.speaker[rows], fit.seed).fit(z, table.label[rows])
     known = (table.gender[rows] >= 0) & gender_voices(table.factor[rows], fit)
-    genders = table.gender[rows][known]
-    gender = gender_classifier().fit(z[known], genders) if len(np.unique(genders)) == 2 else None
+    inputs, genders = [z[known]], [table.gender[rows][known]]
+    if gender_table is not None and len(gender_table.label):
+        for extra, extra_rows in simulated_sessions(gender_table, gender_table.x, adapter, orders, fit.seed):
+            heard = gender_table.gender[extra_rows] >= 0
+            inputs.append(np.vstack(extra)[heard])
+            genders.append(gender_table.gender[extra_rows][heard])
+    genders = np.concatenate(genders)
+    gender = gender_classifier().fit(np.vstack(inputs), genders) if len(np.unique(genders)) == 2 else None
     return emotion, gender, adapter, z
 
 
@@ -138,9 +154,11 @@ class Exported(NamedTuple):
 
 
 def _export(out: Path, table: WindowTable, candidate: Candidate, fit: FitConfig, labels: tuple[str, ...],
-            corpora: list[str], metrics: dict, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate) -> Exported:
-    """Fit the heads (and the frame member) on ``table`` with the full recipe and write ``out.onnx`` with its card."""
-    emotion, gender, adapter, z = _fit_heads(table, candidate, fit, fit.session_orders)
+            corpora: list[str], metrics: dict, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate,
+            gender_table: WindowTable | None = None) -> Exported:
+    """Fit the heads (and the frame member) on ``table`` with the full recipe and write ``out.onnx`` with its card;
+    ``gender_table`` also trains the gender head."""
+    emotion, gender, adapter, z = _fit_heads(table, candidate, fit, fit.session_orders, gender_table)
     member = _fit_frame_member(table, fit) if fit.frame_model else None
     card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender is not None, member, trained_on_rate_hz)
     graph = merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim, member)
@@ -237,7 +255,24 @@ def _noise_text(fit: FitConfig) -> str:
         f"coloured 1/f^{list(fit.copy_noise_exponent)}")
     gender = (f"; the copies within {fit.gender_copy_span:g} of factor 1 also train the gender head"
               if fit.gender_copy_span > 0 else "")
+    if fit.gender_noise_snr_db is not None:
+        gender += (f"; the copies within {NOISE_GENDER_SPAN:g} of factor 1 are also played over background noise "
+                   f"{list(fit.gender_noise_snr_db)} dB below the speaker's median speech level, coloured "
+                   f"1/f^{list(fit.copy_noise_exponent)}, to train the gender head alone")
     return noise + gender
+
+
+def _gender_table(clips: list[Clip], fit: FitConfig, levels: dict[str, float],
+                  labels: tuple[str, ...]) -> WindowTable | None:
+    """With ``fit.gender_noise_snr_db``: the voice copies within ``NOISE_GENDER_SPAN`` of the real voice, each at
+    its session's level, over background noise; they train the gender head alone."""
+    if fit.gender_noise_snr_db is None:
+        return None
+    near = tuple(f for f in fit.voice_factors if abs(f - 1.0) <= NOISE_GENDER_SPAN + 1e-9)
+    return window_table(extract(clips, DEFAULT_SPEC, factors=near,
+                                gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
+                                noise=lambda clip, factor: session_noise(clip, factor, fit, levels, gender_copy=True),
+                                band_hz=fit.band_hz), labels)
 
 
 def _check_speakers(n: int, fit: FitConfig) -> None:
@@ -254,7 +289,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     if fit.frame_model and not torch_available():
         raise ValueError(TORCH_HINT)
     _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
-    levels = speaker_levels(clips) if fit.copy_snr_db is not None else {}
+    levels = speaker_levels(clips) if fit.copy_snr_db is not None or fit.gender_noise_snr_db is not None else {}
     rate = min((rate_range(clips) or (0, DEFAULT_SPEC.sample_rate))[1], DEFAULT_SPEC.sample_rate)  # widest band heard
     band = (f" Training audio recorded at up to {rate} Hz is resampled to {DEFAULT_SPEC.sample_rate} Hz, "
             f"as served: its real audio holds nothing above {rate // 2} Hz (a voice copy at factor f: {rate // 2} / f)."
@@ -266,6 +301,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                  noise=lambda clip, factor: session_noise(clip, factor, fit, levels),
                                  band_hz=fit.band_hz), labels)
+    gender_table = _gender_table(clips, fit, levels, labels)
     speakers = np.unique(table.speaker)
     _check_speakers(len(speakers), fit)                         # a speaker whose clips hold no speech is gone
     folds = min(fit.folds, len(speakers))
@@ -298,8 +334,8 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"and over {', '.join(f'{c} noise at {snr:g} dB SNR' for c, snr in NOISE_REPLAYS)} "
                                  f"(in_noise; SNR against the speaker's median speech level).{band}"}
     if fit.streaming_cv:
-        metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console, rate)
-    model = _export(out, table, best, fit, labels, corpora, metrics, rate)
+        metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console, rate, gender_table)
+    model = _export(out, table, best, fit, labels, corpora, metrics, rate, gender_table)
     if model.member is None:
         diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:500])
     else:
@@ -313,10 +349,12 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
 
 
 def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list, labels: tuple[str, ...],
-                 corpora: list[str], console: Console, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate) -> dict:
+                 corpora: list[str], console: Console, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate,
+                 gender_table: WindowTable | None = None) -> dict:
     """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips:
     as recorded, ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``) and over ``NOISE_REPLAYS``
-    (``in_noise``: UAR and gender accuracy): robustness to the recording level and to a room."""
+    (``in_noise``: UAR and gender accuracy): robustness to the recording level and to a room.
+    The gender head also learns from ``gender_table``'s windows of the fold's training speakers."""
     modes = ("adapt", "cold")
     conditions = {"as recorded": (0.0, None), **{f"{gain:+g} dB": (gain, None) for gain in LEVEL_SHIFTS_DB},
                   **{f"{colour} noise, {snr:g} dB SNR": (0.0, (snr, COLOURS[colour])) for colour, snr in NOISE_REPLAYS}}
@@ -327,7 +365,10 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             fold = table.subset(train)
             choice = nested_choice(fold, fit)
             chosen.append(choice.name)
-            path = _export(Path(tmp) / f"fold{k}", fold, choice, fit, labels, corpora, {}, trained_on_rate_hz).onnx_path
+            fold_gender = (None if gender_table is None else
+                           gender_table.subset(np.flatnonzero(np.isin(gender_table.speaker, fold.speaker))))
+            path = _export(Path(tmp) / f"fold{k}", fold, choice, fit, labels, corpora, {}, trained_on_rate_hz,
+                           fold_gender).onnx_path
             held = set(table.speaker[test].tolist())
             held_clips = [c for c in clips if c.speaker in held]
             scorer = Scorer(path, DEFAULT_SPEC)

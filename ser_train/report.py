@@ -155,6 +155,7 @@ def reproduce_command(card: dict) -> str:
     elif config["frame"]["epochs"] != FrameModelConfig.epochs:
         frame = f" --frame-epochs {config['frame']['epochs']}"
     noise = " --noise-copies" if config.get("copy_snr_db") else ""
+    noise += " --noisy-gender-copies" if config.get("gender_noise_snr_db") else ""
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
     band = f" --band {band_text(config['band_hz'])}" if config.get("band_hz") else ""
     return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{band}{seed} "

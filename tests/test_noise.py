@@ -10,7 +10,9 @@ from ser_train import cli
 from ser_train.corpora import Clip
 from ser_train.dataset import at_level, extract, played
 from ser_train.evaluate import evaluate
-from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, FitConfig, gender_voices, session_noise
+from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, FitConfig, _fit_heads, gender_voices, session_noise
+from ser_train.models import candidates
+from ser_train.sessions import WindowTable
 from ser_train.noise import COLOURS, Noise, active_rms, coloured_noise, speaker_levels
 from tests.conftest import bursts
 
@@ -94,6 +96,43 @@ def test_gender_head_hears_real_audio_and_with_noise_copies_the_nearest_copies()
     assert factors[gender_voices(factors, FitConfig())].tolist() == [1.0]
     near = gender_voices(factors, FitConfig(copy_snr_db=NOISE_COPY_SNR_DB, gender_copy_span=NOISE_GENDER_SPAN))
     assert factors[near].tolist() == [1.0, 0.95, 1.05]
+
+
+def test_noisy_gender_copies_draw_their_own_noise_and_leave_the_copies_clean():
+    clip = Clip(Path("x.wav"), "angry", "a", None, "folder")
+    levels = {"a": 0.02}
+    both = FitConfig(copy_snr_db=NOISE_COPY_SNR_DB, gender_noise_snr_db=NOISE_COPY_SNR_DB)
+    copy, gender = session_noise(clip, 0.95, both, levels), session_noise(clip, 0.95, both, levels, gender_copy=True)
+    assert gender.seed != copy.seed and gender.snr_db != copy.snr_db and 10.0 <= gender.snr_db <= 40.0
+    assert session_noise(clip, 0.95, FitConfig(), levels, gender_copy=True) is None
+    gender_only = FitConfig(gender_noise_snr_db=NOISE_COPY_SNR_DB)
+    assert session_noise(clip, 0.95, gender_only, levels) is None                 # the emotion head's copies stay clean
+    assert session_noise(clip, 0.95, gender_only, levels, gender_copy=True) == gender
+
+
+def _gendered_table(shift: float) -> WindowTable:
+    """Two labels, four speakers (two per gender), real audio only; ``shift`` moves every vector, as a room would."""
+    rng = np.random.default_rng(int(shift))
+    speakers = np.repeat(["a", "b", "c", "d"], 12)
+    n = len(speakers)
+    gender = np.isin(speakers, ["b", "d"]).astype(int)
+    frames = np.empty(n, dtype=object)
+    for i in range(n):
+        frames[i] = rng.standard_normal((5, 3))
+    return WindowTable(x=rng.standard_normal((n, 4)) + gender[:, None] + shift, frames=frames, label=np.arange(n) % 2,
+                       gender=gender, speaker=speakers, session=np.char.add(speakers, "@1"), factor=np.ones(n),
+                       clip=np.arange(n), duration_s=np.ones(n), labels=("neutral", "angry"))
+
+
+def test_noisy_gender_copies_train_the_gender_head_alone():
+    table, room = _gendered_table(0.0), _gendered_table(3.0)
+    candidate = candidates(["logreg"])[0]
+    emotion, gender, _, z = _fit_heads(table, candidate, FitConfig(), 1)
+    emotion_too, gender_too, _, z_too = _fit_heads(table, candidate, FitConfig(), 1, room)
+    probe = np.random.default_rng(5).standard_normal((20, 8))
+    np.testing.assert_array_equal(z, z_too)
+    np.testing.assert_array_equal(emotion.predict_proba(probe), emotion_too.predict_proba(probe))
+    assert np.abs(gender.predict_proba(probe) - gender_too.predict_proba(probe)).max() > 0.01
 
 
 def test_played_mixes_noise_over_the_whole_clip_in_blocks(tmp_path: Path):

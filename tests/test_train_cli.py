@@ -86,7 +86,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     frame_model = ["--frame-epochs", "2"] if torch_available() else ["--no-frame-model"]
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--band", "300-3400",
-                     "--out", str(out),
+                     "--noisy-gender-copies", "--out", str(out),
                      "--report", str(tmp_path / "rep")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
@@ -96,6 +96,8 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["training"]["fit_config"]["copy_snr_db"] == [10.0, 40.0]
     assert card["training"]["fit_config"]["gender_copy_span"] == 0.05
     assert "also train the gender head" in card["metrics"]["protocol"]
+    assert card["training"]["fit_config"]["gender_noise_snr_db"] == [10.0, 40.0]
+    assert "to train the gender head alone" in card["metrics"]["protocol"]
     assert card["band_hz"] == [300.0, 3400.0] and "300-3400 Hz pass band" in card["metrics"]["protocol"]
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
@@ -124,6 +126,8 @@ def test_reproduce_command_carries_every_non_default_setting():
     assert reproduce_command(card(FitConfig(frame_model=False, seed=3))) == f"{command} --no-frame-model --seed 3 --out models/m"
     noisy = FitConfig(copy_snr_db=NOISE_COPY_SNR_DB, gender_copy_span=NOISE_GENDER_SPAN)
     assert reproduce_command(card(noisy)) == f"{command} --noise-copies --out models/m"
+    gender_room = FitConfig(gender_noise_snr_db=NOISE_COPY_SNR_DB)
+    assert reproduce_command(card(gender_room)) == f"{command} --noisy-gender-copies --out models/m"
     phone = FitConfig(band_hz=(300.0, 3400.0))
     assert reproduce_command(card(phone)) == f"{command} --band 300-3400 --out models/m"
 
