@@ -97,13 +97,18 @@ def session_noise(clip: Clip, factor: float, fit: FitConfig, levels: dict[str, f
                  zlib.crc32(f"{fit.seed}:{tag}{clip.path.name}@{factor:g}".encode()))
 
 
+def near_real_voice(factors: np.ndarray, span: float) -> np.ndarray:
+    """Which voice factors lie within ``span`` of the real voice (factor 1)."""
+    return np.abs(np.asarray(factors) - 1.0) <= span + 1e-9
+
+
 def gender_voices(factors: np.ndarray, fit: FitConfig) -> np.ndarray:
     """Which windows may train the gender head: real audio, and copies within ``fit.gender_copy_span`` of it.
 
     A copy far from the real voice blurs gender cues (factor 0.8 lifts a man's pitch and formants by 25 %),
     while near ones (5 %) keep them and, with ``--noise-copies``, let the gender head hear a room.
     """
-    return np.abs(factors - 1.0) <= fit.gender_copy_span + 1e-9
+    return near_real_voice(factors, fit.gender_copy_span)
 
 
 def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders: int,
@@ -287,7 +292,8 @@ def _gender_table(clips: list[Clip], fit: FitConfig, levels: dict[str, float],
     its session's level, over background noise; they train the gender head alone."""
     if fit.gender_noise_snr_db is None:
         return None
-    near = tuple(f for f in fit.voice_factors if abs(f - 1.0) <= NOISE_GENDER_SPAN + 1e-9)
+    factors = np.asarray(fit.voice_factors)
+    near = tuple(factors[near_real_voice(factors, NOISE_GENDER_SPAN)].tolist())
     return window_table(extract(clips, DEFAULT_SPEC, factors=near,
                                 gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                 noise=lambda clip, factor: session_noise(clip, factor, fit, levels, gender_copy=True),
