@@ -9,11 +9,15 @@ import math
 import sys
 from pathlib import Path
 
-from rich.console import Console
+from ser_train.kernels import pin_blas_kernel
 
-from realtime.channel import pass_band
-from realtime.features import DEFAULT_SPEC
-from ser_train.frame_model import FrameModelConfig
+pin_blas_kernel()   # before numpy is imported
+
+from rich.console import Console  # noqa: E402
+
+from realtime.channel import pass_band  # noqa: E402
+from realtime.features import DEFAULT_SPEC  # noqa: E402
+from ser_train.frame_model import FrameModelConfig  # noqa: E402
 
 log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")
