@@ -254,9 +254,9 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
 
 
 def training_environment() -> dict:
-    """The versions and BLAS kernels a fit ran with. Rounding differs between CPUs' BLAS kernels, in features
-    and training alike (the default's model search moved by up to 0.004 UAR from an AMD EPYC to an Intel
-    Xeon), so weights reproduce exactly only where these match."""
+    """The versions and kernels a fit ran with. Rounding differs between CPUs' kernels: the default's model search
+    moved by up to 0.004 UAR from an AMD EPYC to an Intel Xeon until :mod:`ser_train.kernels` pinned OpenBLAS's.
+    PyTorch still picks its own by CPU (``torch_cpu``), so the CNN reproduces exactly only on a CPU like the first."""
     import platform
 
     import sklearn
@@ -269,6 +269,7 @@ def training_environment() -> dict:
     if torch_available():
         import torch
         versions["torch"] = torch.__version__
+        versions["torch_cpu"] = torch.backends.cpu.get_cpu_capability()
     return {**versions, "machine": platform.machine(), "blas": blas}
 
 

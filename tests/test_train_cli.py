@@ -93,7 +93,9 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["labels"] == ["neutral", "happy", "sad", "angry"]
     assert card["trained_on_rate_hz"] == 16000           # the shared RAVDESS copy is 16 kHz
     assert card["training"]["fit_config"]["seed"] == 1
-    assert card["training"]["environment"]["scikit-learn"] and card["training"]["environment"]["blas"]
+    environment = card["training"]["environment"]
+    assert environment["scikit-learn"] and environment["blas"]
+    assert environment["torch_cpu"] if torch_available() else "torch" not in environment
     assert card["training"]["fit_config"]["copy_snr_db"] == [10.0, 40.0]
     assert card["training"]["fit_config"]["gender_copy_span"] == 0.05
     assert "also train the gender head" in card["metrics"]["protocol"]
