@@ -1,9 +1,9 @@
-"""One BLAS kernel for every fit, so that a fit's weights do not depend on which x86-64 CPU ran it.
+"""One BLAS kernel for every fit, so that its model search and window heads do not depend on the x86-64 CPU.
 
 numpy's and scipy's OpenBLAS pick their matrix kernels by CPU, and the kernels round differently:
 on an Intel Xeon (SkylakeX kernels) the default model's search moved by up to 0.004 UAR from the
-AMD EPYC that fitted it (whose kernels are OpenBLAS's Haswell ones). With the Haswell kernels
-pinned, the same Xeon gives that model's search figures and window heads bit for bit.
+AMD EPYC that fitted it. With OpenBLAS's Haswell kernels pinned, the same Xeon gives that model's
+search figures and window heads bit for bit. (PyTorch's kernels, and so the frame CNN, still follow the CPU.)
 """
 
 from __future__ import annotations
