@@ -21,8 +21,13 @@ def pin_blas_kernel(cpuinfo: str = "/proc/cpuinfo") -> None:
     A value the user set is kept. Elsewhere (ARM, an older CPU, no ``/proc/cpuinfo``) OpenBLAS chooses as
     usual; the card's ``training.environment`` records the kernels a fit used either way.
     """
-    if platform.machine().lower() in ("x86_64", "amd64") and NEEDS <= cpu_flags(cpuinfo):
+    if runs_kernel(cpuinfo):
         os.environ.setdefault("OPENBLAS_CORETYPE", KERNEL)
+
+
+def runs_kernel(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this is an x86-64 CPU with the instructions :data:`KERNEL` needs."""
+    return platform.machine().lower() in ("x86_64", "amd64") and NEEDS <= cpu_flags(cpuinfo)
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
