@@ -9,15 +9,11 @@ import math
 import sys
 from pathlib import Path
 
-from ser_train.kernels import pin_blas_kernel
+from rich.console import Console
 
-pin_blas_kernel()   # before numpy is imported
-
-from rich.console import Console  # noqa: E402
-
-from realtime.channel import pass_band  # noqa: E402
-from realtime.features import DEFAULT_SPEC  # noqa: E402
-from ser_train.frame_model import FrameModelConfig  # noqa: E402
+from realtime.channel import pass_band
+from realtime.features import DEFAULT_SPEC
+from ser_train.frame_model import FrameModelConfig   # the package's import pinned the BLAS kernel before numpy
 
 log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")

@@ -25,6 +25,7 @@ from ser_train.dataset import extract, rate_range
 from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
+from ser_train.kernels import unpinned_warning
 from ser_train.metrics import clip_probabilities, emotion_report
 from ser_train.models import Candidate, candidates, gender_classifier
 from ser_train.noise import COLOURS, Noise, speaker_levels
@@ -314,6 +315,9 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     """Search, fit, export and document a model; return its card."""
     if fit.frame_model and not torch_available():
         raise ValueError(TORCH_HINT)
+    warning = unpinned_warning()
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}")
     _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
     levels = speaker_levels(clips) if fit.copy_snr_db is not None or fit.gender_noise_snr_db is not None else {}
     rate = min((rate_range(clips) or (0, DEFAULT_SPEC.sample_rate))[1], DEFAULT_SPEC.sample_rate)  # widest band heard

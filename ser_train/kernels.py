@@ -25,6 +25,22 @@ def pin_blas_kernel(cpuinfo: str = "/proc/cpuinfo") -> None:
         os.environ.setdefault("OPENBLAS_CORETYPE", KERNEL)
 
 
+def unpinned_warning() -> str | None:
+    """Why this process's fits may differ from `ser-train fit`'s: the kernel was pinned after numpy had loaded
+    OpenBLAS with others. None when the loaded kernels are the pinned ones, or when nothing was pinned."""
+    import threadpoolctl
+
+    if os.environ.get("OPENBLAS_CORETYPE") != KERNEL:
+        return None
+    loaded = sorted({pool.get("architecture") or "?" for pool in threadpoolctl.threadpool_info()
+                     if pool["internal_api"] == "openblas"} - {KERNEL})
+    if not loaded:
+        return None
+    return (f"numpy loaded OpenBLAS's {', '.join(loaded)} kernels before ser_train pinned {KERNEL}'s, so this fit "
+            f"rounds differently from `ser-train fit` and the shipped models: import ser_train before numpy, "
+            f"or set OPENBLAS_CORETYPE={KERNEL} before Python starts")
+
+
 def runs_kernel(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this is an x86-64 CPU with the instructions :data:`KERNEL` needs."""
     return platform.machine().lower() in ("x86_64", "amd64") and NEEDS <= cpu_flags(cpuinfo)

@@ -1,3 +1,4 @@
+import ast
 import os
 import platform
 import subprocess
@@ -36,11 +37,33 @@ def test_pin_keeps_the_users_choice_and_survives_no_cpuinfo(tmp_path, monkeypatc
     assert kernels.cpu_flags(str(tmp_path / "missing")) == frozenset()
 
 
-def test_ser_train_process_multiplies_with_the_pinned_kernel():
+LOADED = "sorted({p.get('architecture') for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas'})"
+
+
+def _fresh_python(code: str) -> list[str]:
+    """Run ``code`` in a new interpreter without the pin in its environment; its printed lines."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+@pytest.mark.parametrize("module", ["ser_train.cli", "ser_train.fit"])
+def test_ser_train_process_multiplies_with_the_pinned_kernel(module):
+    """`ser-train`, and a script that imports the training package before numpy, run Haswell's kernels."""
     if not kernels.runs_kernel():
         pytest.skip("this CPU cannot run OpenBLAS's Haswell kernels (x86-64 with AVX2 and FMA), so nothing is pinned")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    code = ("import ser_train.cli, threadpoolctl; "
-            "print(sorted({p.get('architecture') for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas'}))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['Haswell']"
+    out = _fresh_python(f"import {module}, threadpoolctl; from ser_train import kernels; "
+                        f"print({LOADED}); print(kernels.unpinned_warning())")
+    assert out == ["['Haswell']", "None"]
+
+
+def test_a_fit_after_numpy_warns_that_the_pin_came_too_late():
+    """Imported after numpy, the package cannot pin; the warning names the kernels numpy loaded instead."""
+    if not kernels.runs_kernel():
+        pytest.skip("this CPU cannot run OpenBLAS's Haswell kernels (x86-64 with AVX2 and FMA), so nothing is pinned")
+    native, warning = _fresh_python(f"import numpy, threadpoolctl; print({LOADED}); "
+                                    f"from ser_train import kernels; print(kernels.unpinned_warning())")
+    if native == "['Haswell']":
+        assert warning == "None"      # this CPU's own kernel is the pinned one: nothing differs
+    else:
+        assert "before ser_train pinned Haswell's" in warning and ast.literal_eval(native)[0] in warning
