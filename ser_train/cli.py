@@ -11,9 +11,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from realtime.channel import pass_band
+from realtime.channel import pass_band        # numpy loads here, after ser_train/__init__ pinned the BLAS kernel
 from realtime.features import DEFAULT_SPEC
-from ser_train.frame_model import FrameModelConfig   # the package's import pinned the BLAS kernel before numpy
+from ser_train.frame_model import FrameModelConfig
 
 log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")
