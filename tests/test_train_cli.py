@@ -163,3 +163,13 @@ def test_report_names_the_resampling_of_a_narrowband_model():
     assert _resample_note({"sample_rate": 16000, "trained_on_rate_hz": 16000}) == ""
     assert "ser-train resample ORIGINAL COPY --rate 8000" in _resample_note({"sample_rate": 16000,
                                                                              "trained_on_rate_hz": 8000})
+
+
+def test_evaluate_title_says_when_a_corpus_has_no_gender_labels():
+    from ser_train.report import figures_table
+
+    report = {"n": 8, "accuracy": 0.5, "uar": 0.4567, "gender_accuracy": None, "ece": None, "no_speech": 0,
+              "skipped": 1, "adapt": True, "per_class": {}}
+    assert "gender n/a (no gender labels)  ECE n/a" in figures_table(report).title
+    report.update(gender_accuracy=0.98765, ece=0.1)
+    assert "UAR 0.457  gender 0.988  ECE 0.100" in figures_table(report).title
