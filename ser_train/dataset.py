@@ -19,7 +19,7 @@ from realtime.pipeline import WindowFeaturizer
 from realtime.sources import FileSource, SourceError, open_sound_file
 from realtime.vad import VadConfig
 from ser_train.corpora import Clip
-from ser_train.noise import Noise
+from ser_train.noise import Noise, Room
 from ser_train.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,19 @@ def at_level(samples: np.ndarray, gain_db: float) -> np.ndarray:
     return np.clip(samples * np.float32(10.0 ** (gain_db / 20)), -1.0, 1.0)
 
 
-def played(source: FileSource, gain_db: float, noise: Noise | None, block: int) -> Iterator[np.ndarray]:
-    """``source``'s audio ``gain_db`` louder, with ``noise`` mixed in over the whole clip, in blocks of ``block``."""
-    if noise is None:
+def played(source: FileSource, gain_db: float, noise: Noise | None, block: int,
+           room: Room | None = None) -> Iterator[np.ndarray]:
+    """``source``'s audio heard in ``room``, ``gain_db`` louder, with ``noise`` mixed in over the whole clip,
+    in blocks of ``block``."""
+    if noise is None and room is None:
         yield from (at_level(chunk.samples, gain_db) for chunk in source)
         return
-    samples = noise.mix(at_level(np.concatenate([chunk.samples for chunk in source]), gain_db), gain_db)
+    samples = np.concatenate([chunk.samples for chunk in source])
+    if room is not None:
+        samples = room.apply(samples, source.sample_rate)
+    samples = at_level(samples, gain_db)
+    if noise is not None:
+        samples = noise.mix(samples, gain_db)
     yield from (samples[start:start + block] for start in range(0, len(samples), block))
 
 

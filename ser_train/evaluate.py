@@ -16,20 +16,20 @@ from realtime.sources import DEFAULT_BLOCK, FileSource, SourceError
 from ser_train.corpora import Clip
 from ser_train.dataset import played
 from ser_train.metrics import emotion_report, gender_accuracy
-from ser_train.noise import Noise, speaker_levels
+from ser_train.noise import Noise, Room, speaker_levels
 from ser_train.progress import progress_bar
 from ser_train.sessions import GENDERS
 
 
 def clip_probs(pipeline: Pipeline, path: Path, gain_db: float = 0.0, noise: Noise | None = None,
-               line: BandPass | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Stream one clip (``gain_db`` louder, over ``noise``, through ``line``); return duration-weighted emotion
-    and gender probabilities, None without speech."""
+               line: BandPass | None = None, room: Room | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stream one clip (heard in ``room``, ``gain_db`` louder, over ``noise``, through ``line``); return
+    duration-weighted emotion and gender probabilities, None without speech."""
     source = FileSource(path, pipeline.sample_rate, block=DEFAULT_BLOCK, speed=0,
                         band_rate=pipeline.scorer.card.band_rate_hz)
     if line is not None:
         line.reset()
-    blocks = through(line, played(source, gain_db, noise, DEFAULT_BLOCK))
+    blocks = through(line, played(source, gain_db, noise, DEFAULT_BLOCK, room))
     events = [e for block in blocks for e in pipeline.push(block)] + pipeline.flush()
     segments = [e for e in events if e.type == "segment"]
     if not segments:
@@ -56,14 +56,15 @@ def session_order(clips: list[Clip], seed: int) -> list[list[Clip]]:
 
 def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, progress: bool = True,
              gain_db: float = 0.0, noise: tuple[float, float] | None = None,
-             band_hz: tuple[float, float] | None = None) -> dict:
+             band_hz: tuple[float, float] | None = None, reverb_s: float | None = None) -> dict:
     """Replay every clip through the pipeline and score the clip-level decisions.
 
     With ``adapt`` each speaker is one session (state reset between speakers);
     without it the state is reset before every clip. ``gain_db`` plays every clip
     louder (or quieter), clipped at full scale; ``noise`` = (SNR dB, colour exponent)
     mixes in background noise that far below the speaker's median speech level; ``band_hz`` then passes
-    the audio through that band, as a telephone line would (before the model's own band, if it has one).
+    the audio through that band, as a telephone line would (before the model's own band, if it has one);
+    ``reverb_s`` first plays each clip in a reverberant :class:`Room` with that RT60 (its own seeded echo).
     Clips whose label the model lacks are skipped and counted; a clip with no detected speech counts as an error.
     """
     labels = scorer.card.labels
@@ -83,7 +84,8 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                     pipeline.reset_session()
                 pipeline.reset_stream()
                 try:
-                    result = clip_probs(pipeline, clip.path, gain_db, _background(clip, noise, levels, seed), line)
+                    result = clip_probs(pipeline, clip.path, gain_db, _background(clip, noise, levels, seed), line,
+                                        _room(clip, reverb_s, seed))
                 except SourceError as exc:
                     unreadable.append(str(exc))
                     result = None
@@ -97,7 +99,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                    "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
                    "adapt": adapt, "seed": seed, "gain_db": gain_db,
                    "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]},
-                   "band_hz": list(band_hz) if band_hz else None,
+                   "band_hz": list(band_hz) if band_hz else None, "reverb_s": reverb_s,
                    "model": scorer.card.name})
     return report
 
@@ -107,3 +109,8 @@ def _background(clip: Clip, noise: tuple[float, float] | None, levels: dict[str,
     if noise is None or clip.speaker not in levels:
         return None
     return Noise(noise[0], noise[1], levels[clip.speaker], zlib.crc32(f"{seed}:{clip.path.name}".encode()))
+
+
+def _room(clip: Clip, reverb_s: float | None, seed: int) -> Room | None:
+    """The clip's reverberant room (its own seeded impulse response), if any."""
+    return None if reverb_s is None else Room(reverb_s, zlib.crc32(f"{seed}:room:{clip.path.name}".encode()))

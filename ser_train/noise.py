@@ -1,9 +1,10 @@
-"""Background noise for training copies and evaluation replays.
+"""Background noise and room reverberation for training copies and evaluation replays.
 
 RAVDESS is recorded in a studio: between words its signal is close to digital silence
 (about -100 dBFS), while a live microphone hears a room. Noise is set against the
 speaker's median active speech level, so within one session the noise floor stays put
-while loud and quiet emotions move above it, as in a real room.
+while loud and quiet emotions move above it, as in a real room. A :class:`Room` adds the
+room's echo: a speaker a metre or two from the microphone, heard with reverberation.
 """
 
 from __future__ import annotations
@@ -37,6 +38,33 @@ class Noise:
         rms = self.reference_rms * 10.0 ** ((gain_db - self.snr_db) / 20)
         noise = coloured_noise(len(samples), self.exponent, np.random.default_rng(self.seed))
         return np.clip(samples + (rms * noise).astype(np.float32), -1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Room:
+    """A reverberant room: the direct sound, then (after ``PRE_DELAY_S``) a diffuse tail of equal energy
+    (direct-to-reverberant ratio 0 dB, a speaker near the room's critical distance) that falls 60 dB
+    in ``rt60_s``; exponentially decaying Gaussian noise, one seeded impulse response per clip."""
+
+    rt60_s: float
+    seed: int
+    PRE_DELAY_S = 0.005
+
+    def impulse_response(self, rate: int) -> np.ndarray:
+        """Unit-energy impulse response at ``rate``: direct path first, then the tail."""
+        n, delay = max(1, int(self.rt60_s * rate)), int(self.PRE_DELAY_S * rate)
+        tail = np.random.default_rng(self.seed).standard_normal(n) * np.exp(-np.log(1e3) * np.arange(n) / n)
+        response = np.zeros(delay + n)
+        response[0] = 1.0
+        response[delay:] += tail / np.sqrt(np.sum(tail ** 2))
+        return response / np.sqrt(2.0)
+
+    def apply(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        """``samples`` heard in this room, same length (the echo after the clip's end is cut, as by a recording)."""
+        response = self.impulse_response(rate)
+        size = 1 << int(np.ceil(np.log2(len(samples) + len(response) - 1)))
+        heard = np.fft.irfft(np.fft.rfft(samples, size) * np.fft.rfft(response, size), size)[:len(samples)]
+        return np.clip(heard, -1.0, 1.0).astype(np.float32)
 
 
 def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:

@@ -32,6 +32,8 @@ def _conditions(report: dict) -> list[str]:
     shown = ["adapted" if report["adapt"] else "cold"]
     if report.get("gain_db"):
         shown.append(f"{report['gain_db']:+g} dB")
+    if report.get("reverb_s"):
+        shown.append(f"room RT60 {report['reverb_s']:g} s")
     if report.get("noise"):
         shown.append(f"noise {report['noise']['snr_db']:g} dB SNR, 1/f^{report['noise']['exponent']:g}")
     return shown

@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from realtime.features import DEFAULT_SPEC
+from realtime.pipeline import Pipeline
+from realtime.scorer import Scorer
+from realtime.sources import FileSource
+from ser_train import cli
+from ser_train.corpora import Clip
+from ser_train.dataset import at_level, played
+from ser_train.evaluate import clip_probs, evaluate
+from ser_train.noise import Noise, Room
+from ser_train.report import figures_table
+from tests.conftest import bursts
+
+RATE = 16000
+
+
+def test_room_response_is_seeded_unit_energy_direct_sound_first_then_a_60_db_decay():
+    room = Room(0.4, seed=3)
+    response = room.impulse_response(RATE)
+    delay = int(Room.PRE_DELAY_S * RATE)
+    assert np.sum(response ** 2) == pytest.approx(1.0) and response[0] ** 2 == pytest.approx(0.5)  # DRR 0 dB
+    assert not response[1:delay].any() and len(response) == delay + int(0.4 * RATE)
+    tail = response[delay:]
+    edge = len(tail) // 20                       # windows centred 2.5 % and 97.5 % into the RT60
+    decay_db = 10 * np.log10(np.mean(tail[:edge] ** 2) / np.mean(tail[-edge:] ** 2))
+    assert 54 < decay_db < 60                    # 95 % of 60 dB, give or take the noise's own spread
+    np.testing.assert_array_equal(response, Room(0.4, seed=3).impulse_response(RATE))
+    assert not np.array_equal(response, Room(0.4, seed=4).impulse_response(RATE))
+
+
+def test_played_hears_the_room_before_the_level_and_the_noise(tmp_path: Path):
+    path = tmp_path / "a.wav"
+    sf.write(path, bursts(total_s=1.05, spans=((0.2, 0.8, "speechlike"),)), RATE)
+    source = lambda: FileSource(path, RATE, block=1600, speed=0)  # noqa: E731
+    clean = np.concatenate(list(played(source(), 0.0, None, 1600)))
+    room, noise = Room(0.3, seed=1), Noise(snr_db=10.0, exponent=1.0, reference_rms=0.05, seed=2)
+    heard = room.apply(clean, RATE)
+    assert heard.dtype == np.float32 and len(heard) == len(clean) and not np.allclose(heard, clean / np.sqrt(2))
+    blocks = list(played(source(), 6.0, noise, 1000, room))
+    assert [len(b) for b in blocks] == [1000] * 16 + [800]
+    np.testing.assert_array_equal(np.concatenate(blocks), noise.mix(at_level(heard, 6.0), 6.0))
+
+
+def test_evaluate_plays_each_clip_in_its_room_and_records_it(tmp_path: Path, tiny_model):
+    root = tmp_path / "corpus" / "angry"
+    root.mkdir(parents=True)
+    sf.write(root / "s1_a.wav", bursts(total_s=3.0, spans=((0.4, 2.4, "speechlike"),)), RATE)
+    clips = [Clip(root / "s1_a.wav", "angry", "s1", None, "folder")]
+    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    report = evaluate(scorer, clips, adapt=False, progress=False, reverb_s=0.6)
+    assert report["reverb_s"] == 0.6 and report["n"] == 1 and report["no_speech"] == 0
+    assert "room RT60 0.6 s" in figures_table(report).title
+    dry, wet = (clip_probs(Pipeline(scorer), clips[0].path, room=room) for room in (None, Room(0.6, seed=0)))
+    assert np.abs(dry[0] - wet[0]).max() > 1e-3      # the echo reaches the scores
+
+
+@pytest.mark.parametrize("value", ["nan", "0", "-0.5", "10"])
+def test_bad_reverb_is_one_line(tmp_path, tiny_model, capsys, value):
+    assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path),
+                     f"--reverb-s={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--reverb-s must be an RT60 in seconds" in err
