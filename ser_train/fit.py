@@ -25,7 +25,7 @@ from ser_train.dataset import extract, rate_range
 from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
-from ser_train.kernels import unpinned_warning
+from ser_train.kernels import blas_pools, unpinned_warning
 from ser_train.metrics import clip_probabilities, emotion_report
 from ser_train.models import Candidate, candidates, gender_classifier
 from ser_train.noise import COLOURS, Noise, speaker_levels
@@ -261,10 +261,8 @@ def training_environment() -> dict:
     import platform
 
     import sklearn
-    import threadpoolctl
 
-    blas = sorted({f"{pool['internal_api']} {pool['version']} {pool.get('architecture', '?')}"
-                   for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"})
+    blas = sorted({f"{pool['internal_api']} {pool['version']} {pool.get('architecture', '?')}" for pool in blas_pools()})
     versions = {"python": platform.python_version(), "numpy": np.__version__, "scikit-learn": sklearn.__version__,
                 "onnx": onnx.__version__}
     if torch_available():

@@ -25,14 +25,19 @@ def pin_blas_kernel(cpuinfo: str = "/proc/cpuinfo") -> None:
         os.environ.setdefault("OPENBLAS_CORETYPE", KERNEL)
 
 
+def blas_pools() -> list[dict]:
+    """The BLAS libraries this process has loaded, as threadpoolctl describes them (API, version, kernels)."""
+    import threadpoolctl
+
+    return [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+
 def unpinned_warning() -> str | None:
     """Why this process's fits may differ from `ser-train fit`'s: the kernel was pinned after numpy had loaded
     OpenBLAS with others. None when the loaded kernels are the pinned ones, or when nothing was pinned."""
-    import threadpoolctl
-
     if os.environ.get("OPENBLAS_CORETYPE") != KERNEL:
         return None
-    loaded = sorted({pool.get("architecture") or "?" for pool in threadpoolctl.threadpool_info()
+    loaded = sorted({pool.get("architecture") or "?" for pool in blas_pools()
                      if pool["internal_api"] == "openblas"} - {KERNEL})
     if not loaded:
         return None

@@ -44,7 +44,7 @@ class Noise:
 class Room:
     """A reverberant room: the direct sound, then (after ``PRE_DELAY_S``) a diffuse tail of equal energy
     (direct-to-reverberant ratio 0 dB, a speaker near the room's critical distance) that falls 60 dB
-    in ``rt60_s``; exponentially decaying Gaussian noise, one seeded impulse response per clip."""
+    in ``rt60_s``; exponentially decaying Gaussian noise, drawn from ``seed``."""
 
     rt60_s: float
     seed: int
