@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--noisy-gender-copies", action="store_true",
                      help="play the voice copies nearest the real voice again over background noise, 10-40 dB below "
                           "the speaker's speech, to train the gender head alone: the emotion head is as without it")
+    fit.add_argument("--reverb-copies", action="store_true",
+                     help="hear half the voice copies in a synthetic reverberant room (RT60 0.2-1 s, "
+                          "direct-to-reverberant ratio -3 to 12 dB), one room per copy")
     fit.add_argument("--band", type=band_arg, metavar="LOW-HIGH",
                      help="hear all audio through this pass band in Hz, e.g. 300-3400 for a telephone line; "
                           "the model then hears everything it scores through it too (default: the full band)")
@@ -116,7 +119,7 @@ def scan_all(specs: list[tuple[str, Path]], console: Console):
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from ser_train.corpora import LABELS
-    from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, FitConfig, fit_model
+    from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, REVERB_COPY_RT60_S, FitConfig, fit_model
 
     if args.frame_epochs < 1:
         raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
@@ -136,7 +139,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        frame=FrameModelConfig(epochs=args.frame_epochs), seed=args.seed,
                        copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None,
                        gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies else 0.0,
-                       gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band)
+                       gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,
+                       copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None)
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")

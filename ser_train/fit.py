@@ -28,7 +28,7 @@ from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, tor
 from ser_train.kernels import blas_pools, unpinned_warning
 from ser_train.metrics import clip_probabilities, emotion_report
 from ser_train.models import Candidate, candidates, gender_classifier
-from ser_train.noise import COLOURS, Noise, speaker_levels
+from ser_train.noise import COLOURS, Noise, Room, speaker_levels
 from ser_train.progress import progress_bar
 from ser_train.sessions import (GENDERS, WindowTable, normalized, normalized_inputs, population_stats,
                                 simulated_sessions, training_rows, window_table)
@@ -39,6 +39,10 @@ NOISE_REPLAYS = (("white", 20.0), ("pink", 20.0))   # ... and over this noise at
 NOISE_COPY_SNR_DB = (10.0, 40.0)   # `ser-train fit --noise-copies`: the voice copies' background noise, uniform in dB
 NOISE_GENDER_SPAN = 0.05           # ... and the copies this near the real voice also train the gender head
                                    # (`--noisy-gender-copies`: those copies again over noise, for the gender head alone)
+REVERB_REPLAYS_S = (0.3, 0.6)      # ... and in reverberant rooms with this RT60 (s), direct-to-reverberant ratio 0 dB
+REVERB_COPY_RT60_S = (0.2, 1.0)    # `ser-train fit --reverb-copies`: a voice copy's room, RT60 uniform in s,
+REVERB_COPY_DRR_DB = (-3.0, 12.0)  # ... direct-to-reverberant ratio uniform in dB
+REVERB_COPY_SHARE = 0.5            # ... for this share of the copies, drawn per copy; the rest stay dry
 LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
            "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
 
@@ -58,6 +62,9 @@ class FitConfig:
     gender_noise_snr_db: tuple[float, float] | None = None  # the copies within NOISE_GENDER_SPAN again over noise
                                                             # this far below speech, for the gender head only
     band_hz: tuple[float, float] | None = None   # hear all audio through this pass band (telephone line); None: all
+    copy_rt60_s: tuple[float, float] | None = None   # a voice copy's reverberant room, RT60 uniform in s; None: dry
+    copy_drr_db: tuple[float, float] = REVERB_COPY_DRR_DB   # and its direct-to-reverberant ratio, uniform in dB
+    copy_reverb_share: float = REVERB_COPY_SHARE            # the share of the copies heard in a room
     search_session_orders: int = 1
     seed: int = 0
     prior_windows: float = 2.0
@@ -96,6 +103,22 @@ def session_noise(clip: Clip, factor: float, fit: FitConfig, levels: dict[str, f
     snr, exponent = rng.uniform(*snr_db), rng.uniform(*fit.copy_noise_exponent)
     return Noise(round(float(snr), 2), round(float(exponent), 2), round(levels[clip.speaker], 8),
                  zlib.crc32(f"{fit.seed}:{tag}{clip.path.name}@{factor:g}".encode()))
+
+
+def session_room(clip: Clip, factor: float, fit: FitConfig) -> Room | None:
+    """The reverberant room a speaker's voice copy is heard in, or None (dry): one draw per (speaker, factor),
+    so a copy is one session in one room, with one impulse response. Real audio keeps its own (a studio's).
+
+    RAVDESS was recorded close to the microphone, while a microphone across a room hears its echo.
+    """
+    if factor == 1.0 or fit.copy_rt60_s is None:
+        return None
+    session = f"room:{clip.speaker}@{factor:g}"
+    rng = np.random.default_rng([fit.seed, zlib.crc32(session.encode())])
+    if rng.uniform() >= fit.copy_reverb_share:
+        return None
+    rt60, drr = rng.uniform(*fit.copy_rt60_s), rng.uniform(*fit.copy_drr_db)
+    return Room(round(float(rt60), 3), zlib.crc32(f"{fit.seed}:{session}".encode()), round(float(drr), 2))
 
 
 def near_real_voice(factors: np.ndarray, span: float) -> np.ndarray:
@@ -283,7 +306,11 @@ def _noise_text(fit: FitConfig) -> str:
         gender += (f"; the copies within {NOISE_GENDER_SPAN:g} of factor 1 are also played over background noise "
                    f"{list(fit.gender_noise_snr_db)} dB below the speaker's median speech level, coloured "
                    f"1/f^{list(fit.copy_noise_exponent)}, to train the gender head alone")
-    return noise + gender
+    room = "" if fit.copy_rt60_s is None else (
+        f"; {fit.copy_reverb_share:g} of the copies (drawn per copy) are heard in a synthetic reverberant room, "
+        f"RT60 {list(fit.copy_rt60_s)} s and direct-to-reverberant ratio {list(fit.copy_drr_db)} dB, one impulse "
+        f"response per copy")
+    return noise + room + gender
 
 
 def _gender_table(clips: list[Clip], fit: FitConfig, levels: dict[str, float],
@@ -328,7 +355,8 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
                                  gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                  noise=lambda clip, factor: session_noise(clip, factor, fit, levels),
-                                 band_hz=fit.band_hz), labels)
+                                 band_hz=fit.band_hz, room=lambda clip, factor: session_room(clip, factor, fit)),
+                         labels)
     gender_table = _gender_table(clips, fit, levels, labels)
     speakers = np.unique(table.speaker)
     _check_speakers(len(speakers), fit)                         # a speaker whose clips hold no speech is gone
@@ -360,7 +388,10 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"segments; a clip with no speech counts as an error. The held-out clips are also "
                                  f"replayed at {', '.join(f'{g:+g}' for g in LEVEL_SHIFTS_DB)} dB (uar_at_level) "
                                  f"and over {', '.join(f'{c} noise at {snr:g} dB SNR' for c, snr in NOISE_REPLAYS)} "
-                                 f"(in_noise; SNR against the speaker's median speech level).{band}"}
+                                 f"(in_noise; SNR against the speaker's median speech level), and in synthetic "
+                                 f"reverberant rooms with RT60 {', '.join(f'{s:g}' for s in REVERB_REPLAYS_S)} s "
+                                 f"and a direct-to-reverberant ratio of 0 dB, one seeded impulse response per clip "
+                                 f"(in_room).{band}"}
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console, rate, gender_table)
     model = _export(out, table, best, fit, labels, corpora, metrics, rate, gender_table)
@@ -380,12 +411,15 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
                  corpora: list[str], console: Console, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate,
                  gender_table: WindowTable | None = None) -> dict:
     """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips:
-    as recorded, ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``) and over ``NOISE_REPLAYS``
-    (``in_noise``: UAR and gender accuracy): robustness to the recording level and to a room.
+    as recorded, ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``), over ``NOISE_REPLAYS``
+    (``in_noise``: UAR and gender accuracy) and in rooms with ``REVERB_REPLAYS_S`` (``in_room``, the same):
+    robustness to the recording level, to a room's noise and to its echo.
     The gender head also learns from ``gender_table``'s windows of the fold's training speakers."""
     modes = ("adapt", "cold")
-    conditions = {"as recorded": (0.0, None), **{f"{gain:+g} dB": (gain, None) for gain in LEVEL_SHIFTS_DB},
-                  **{f"{colour} noise, {snr:g} dB SNR": (0.0, (snr, COLOURS[colour])) for colour, snr in NOISE_REPLAYS}}
+    conditions = {"as recorded": (0.0, None, None), **{f"{gain:+g} dB": (gain, None, None) for gain in LEVEL_SHIFTS_DB},
+                  **{f"{colour} noise, {snr:g} dB SNR": (0.0, (snr, COLOURS[colour]), None)
+                     for colour, snr in NOISE_REPLAYS},
+                  **{f"room, RT60 {rt60:g} s": (0.0, None, rt60) for rt60 in REVERB_REPLAYS_S}}
     replays: dict[tuple[str, str], list[dict]] = {(name, mode): [] for name in conditions for mode in modes}
     chosen = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -401,19 +435,20 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             held_clips = [c for c in clips if c.speaker in held]
             scorer = Scorer(path, DEFAULT_SPEC)
             for (name, mode), reports in replays.items():
-                gain, noise = conditions[name]
+                gain, noise, reverb_s = conditions[name]
                 reports.append(evaluate(scorer, held_clips, adapt=mode == "adapt", seed=fit.seed, progress=False,
-                                        gain_db=gain, noise=noise))
+                                        gain_db=gain, noise=noise, reverb_s=reverb_s))
             console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): UAR adapted "
                           f"{replays[('as recorded', 'adapt')][-1]['uar']:.3f}  "
                           f"cold {replays[('as recorded', 'cold')][-1]['uar']:.3f}")
     pools = {key: pooled(reports) for key, reports in replays.items()}
     shifted = {name: {mode: pools[(name, mode)]["uar"] for mode in modes} for name in conditions}
-    noisy = {name: {**shifted[name], **{f"gender_{mode}": pools[(name, mode)]["gender_accuracy"] for mode in modes}}
-             for name, (_, noise) in conditions.items() if noise is not None}
+    heard = {name: {**shifted[name], **{f"gender_{mode}": pools[(name, mode)]["gender_accuracy"] for mode in modes}}
+             for name in conditions}
     return {**{mode: pools[("as recorded", mode)] for mode in modes}, "fold_chosen": chosen,
             "uar_at_level": {f"{gain:+g} dB": shifted[f"{gain:+g} dB"] for gain in LEVEL_SHIFTS_DB},
-            "in_noise": noisy}
+            "in_noise": {name: heard[name] for name, (_, noise, _) in conditions.items() if noise is not None},
+            "in_room": {name: heard[name] for name, (_, _, reverb_s) in conditions.items() if reverb_s is not None}}
 
 
 def pooled(reports: list[dict]) -> dict:

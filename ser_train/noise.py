@@ -42,22 +42,25 @@ class Noise:
 
 @dataclass(frozen=True)
 class Room:
-    """A reverberant room: the direct sound, then (after ``PRE_DELAY_S``) a diffuse tail of equal energy
-    (direct-to-reverberant ratio 0 dB, a speaker near the room's critical distance) that falls 60 dB
-    in ``rt60_s``; exponentially decaying Gaussian noise, drawn from ``seed``."""
+    """A reverberant room: the direct sound, then (after ``PRE_DELAY_S``) a diffuse tail that falls 60 dB
+    in ``rt60_s``; exponentially decaying Gaussian noise, drawn from ``seed``. ``drr_db`` is the
+    direct-to-reverberant energy ratio: 0 dB (the default) is a speaker near the room's critical distance,
+    higher is a closer microphone."""
 
     rt60_s: float
     seed: int
+    drr_db: float = 0.0
     PRE_DELAY_S = 0.005
 
     def impulse_response(self, rate: int) -> np.ndarray:
         """Unit-energy impulse response at ``rate``: direct path first, then the tail."""
         n, delay = max(1, int(self.rt60_s * rate)), int(self.PRE_DELAY_S * rate)
         tail = np.random.default_rng(self.seed).standard_normal(n) * np.exp(-np.log(1e3) * np.arange(n) / n)
+        direct_share = 1.0 / (1.0 + 10.0 ** (-self.drr_db / 10))
         response = np.zeros(delay + n)
-        response[0] = 1.0
-        response[delay:] += tail / np.sqrt(np.sum(tail ** 2))
-        return response / np.sqrt(2.0)
+        response[0] = np.sqrt(direct_share)
+        response[delay:] += tail * np.sqrt((1.0 - direct_share) / np.sum(tail ** 2))
+        return response
 
     def apply(self, samples: np.ndarray, rate: int) -> np.ndarray:
         """``samples`` heard in this room, same length (the echo after the clip's end is cut, as by a recording)."""

@@ -160,6 +160,7 @@ def reproduce_command(card: dict) -> str:
         frame = f" --frame-epochs {config['frame']['epochs']}"
     noise = " --noise-copies" if config.get("copy_snr_db") else ""
     noise += " --noisy-gender-copies" if config.get("gender_noise_snr_db") else ""
+    noise += " --reverb-copies" if config.get("copy_rt60_s") else ""
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
     band = f" --band {band_text(config['band_hz'])}" if config.get("band_hz") else ""
     return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{band}{seed} "
@@ -181,13 +182,20 @@ def _level_note(stream: dict) -> str:
         return ""
     shifts = "; ".join(f"{shift}: adapted {u['adapt']:.3f}, cold {u['cold']:.3f}" for shift, u in levels.items())
     note = f"\nThe same held-out clips replayed at another recording level, UAR: {shifts}.\n"
-    noisy = stream.get("in_noise")
-    if noisy:
-        share = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731  (no gender head, no gender figure)
-        rooms = "; ".join(f"{name}: UAR adapted {u['adapt']:.3f}, cold {u['cold']:.3f}, gender accuracy adapted "
-                          f"{share(u['gender_adapt'])}, cold {share(u['gender_cold'])}" for name, u in noisy.items())
-        note += (f"\nAnd over background noise (SNR against the speaker's median speech level): {rooms}.\n")
+    if stream.get("in_noise"):
+        note += (f"\nAnd over background noise (SNR against the speaker's median speech level): "
+                 f"{_heard(stream['in_noise'])}.\n")
+    if stream.get("in_room"):
+        note += (f"\nAnd in synthetic reverberant rooms (direct-to-reverberant ratio 0 dB): "
+                 f"{_heard(stream['in_room'])}.\n")
     return note
+
+
+def _heard(conditions: dict) -> str:
+    """UAR and gender accuracy per replay condition (no gender head: n/a)."""
+    share = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    return "; ".join(f"{name}: UAR adapted {u['adapt']:.3f}, cold {u['cold']:.3f}, gender accuracy adapted "
+                     f"{share(u['gender_adapt'])}, cold {share(u['gender_cold'])}" for name, u in conditions.items())
 
 
 def _fold_choices(stream: dict) -> str:

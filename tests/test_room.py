@@ -10,8 +10,9 @@ from realtime.scorer import Scorer
 from realtime.sources import FileSource
 from ser_train import cli
 from ser_train.corpora import Clip
-from ser_train.dataset import at_level, played
+from ser_train.dataset import at_level, extract, played
 from ser_train.evaluate import clip_probs, evaluate
+from ser_train.fit import REVERB_COPY_RT60_S, FitConfig, session_room
 from ser_train.noise import Noise, Room
 from ser_train.report import figures_table
 from tests.conftest import bursts
@@ -65,3 +66,52 @@ def test_bad_reverb_is_one_line(tmp_path, tiny_model, capsys, value):
                      f"--reverb-s={value}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--reverb-s must be an RT60 in seconds" in err
+
+
+@pytest.mark.parametrize("drr_db", [-3.0, 0.0, 12.0])
+def test_room_direct_to_reverberant_ratio_sets_the_direct_share(drr_db):
+    response = Room(0.3, seed=1, drr_db=drr_db).impulse_response(RATE)
+    tail_energy = np.sum(response[1:] ** 2)
+    assert np.sum(response ** 2) == pytest.approx(1.0)
+    assert 10 * np.log10(response[0] ** 2 / tail_energy) == pytest.approx(drr_db)
+
+
+def test_a_voice_copy_hears_its_room_at_the_playback_rate(tmp_path: Path):
+    """A copy is decoded at factor x the rate and played at the rate: its echo lasts RT60 as heard, not RT60 / factor."""
+    path = tmp_path / "a.wav"
+    sf.write(path, bursts(total_s=1.0, spans=((0.2, 0.8, "speechlike"),)), RATE)
+    source = lambda: FileSource(path, int(RATE * 0.8), block=1600, speed=0)  # noqa: E731
+    room = Room(0.5, seed=2)
+    dry = np.concatenate(list(played(source(), 0.0, None, 1600)))
+    heard = np.concatenate(list(played(source(), 0.0, None, 1600, room, RATE)))
+    np.testing.assert_allclose(heard, room.apply(dry, RATE), atol=1e-6)
+    assert not np.allclose(heard, room.apply(dry, int(RATE * 0.8)), atol=1e-3)
+
+
+def test_voice_copies_get_one_room_per_speaker_and_factor_half_of_them_and_real_audio_none():
+    fit = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S)
+    clip = lambda speaker, name: Clip(Path(name), "angry", speaker, None, "folder")  # noqa: E731
+    assert session_room(clip("a", "x.wav"), 1.0, fit) is None
+    assert session_room(clip("a", "x.wav"), 0.9, FitConfig()) is None            # off by default
+    rooms = [session_room(clip(f"s{i}", "x.wav"), f, fit) for i in range(40) for f in fit.voice_factors]
+    drawn = [r for r in rooms if r is not None]
+    assert 0.4 < len(drawn) / len(rooms) < 0.6                                   # REVERB_COPY_SHARE of the copies
+    assert all(0.2 <= r.rt60_s <= 1.0 and -3.0 <= r.drr_db <= 12.0 for r in drawn)
+    assert len({r.seed for r in drawn}) == len(drawn)                            # a room per copy ...
+    for i, f in [(i, f) for i in range(40) for f in fit.voice_factors][:16]:
+        assert session_room(clip(f"s{i}", "y.wav"), f, fit) == session_room(clip(f"s{i}", "x.wav"), f, fit)  # ... per session
+
+
+def test_extract_hears_copies_in_their_room_and_caches_them_apart(tmp_path: Path):
+    path = tmp_path / "a.wav"
+    sf.write(path, bursts(total_s=2.0, spans=((0.4, 1.4, "speechlike"),)), RATE)
+    clip = Clip(path, "angry", "s1", None, "folder")
+    cache = tmp_path / "cache"
+    room = Room(0.8, seed=5)
+    dry, wet = (extract([clip], DEFAULT_SPEC, factors=(0.9,), cache_dir=cache, workers=1, room=lambda c, f: r)[0]
+                for r in (None, room))
+    assert (dry.room, wet.room) == (None, room)
+    assert sum(dry.durations_s) < sum(wet.durations_s)    # the echo carries on after the burst
+    assert len(list(cache.rglob("*.npz"))) == 2
+    again = extract([clip], DEFAULT_SPEC, factors=(0.9,), cache_dir=cache, workers=1, room=lambda c, f: room)[0]
+    np.testing.assert_array_equal(again.vectors, wet.vectors)

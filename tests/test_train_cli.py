@@ -86,7 +86,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     frame_model = ["--frame-epochs", "2"] if torch_available() else ["--no-frame-model"]
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--band", "300-3400",
-                     "--noisy-gender-copies", "--out", str(out),
+                     "--noisy-gender-copies", "--reverb-copies", "--out", str(out),
                      "--report", str(tmp_path / "rep")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
@@ -101,6 +101,8 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert "also train the gender head" in card["metrics"]["protocol"]
     assert card["training"]["fit_config"]["gender_noise_snr_db"] == [10.0, 40.0]
     assert "to train the gender head alone" in card["metrics"]["protocol"]
+    assert card["training"]["fit_config"]["copy_rt60_s"] == [0.2, 1.0]
+    assert "heard in a synthetic reverberant room" in card["metrics"]["protocol"]
     assert card["band_hz"] == [300.0, 3400.0] and "300-3400 Hz pass band" in card["metrics"]["protocol"]
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
@@ -109,18 +111,20 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert all(0 <= u[mode] <= 1 for u in stream["uar_at_level"].values() for mode in ("adapt", "cold"))
     assert set(stream["in_noise"]) == {"white noise, 20 dB SNR", "pink noise, 20 dB SNR"}
     assert all(0 <= u[mode] <= 1 for u in stream["in_noise"].values() for mode in ("adapt", "cold"))
+    assert set(stream["in_room"]) == {"room, RT60 0.3 s", "room, RT60 0.6 s"}
+    assert all(0 <= u[mode] <= 1 for u in stream["in_room"].values() for mode in ("adapt", "cold"))
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
     assert ("frame_model" in card) == torch_available()
     assert (tmp_path / "rep" / "confusion_adapt.png").exists()
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "each fold's own search chose: `logreg(" in report and "another recording level" in report
-    assert "pink noise, 20 dB SNR: UAR adapted" in report
+    assert "pink noise, 20 dB SNR: UAR adapted" in report and "room, RT60 0.6 s: UAR adapted" in report
 
 
 def test_reproduce_command_carries_every_non_default_setting():
     from dataclasses import asdict
 
-    from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, FitConfig
+    from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, REVERB_COPY_RT60_S, FitConfig
     from ser_train.report import reproduce_command
 
     card = lambda fit: {"name": "m", "training": {"corpora": ["ravdess=D"], "fit_config": asdict(fit)}}  # noqa: E731
@@ -131,6 +135,8 @@ def test_reproduce_command_carries_every_non_default_setting():
     assert reproduce_command(card(noisy)) == f"{command} --noise-copies --out models/m"
     gender_room = FitConfig(gender_noise_snr_db=NOISE_COPY_SNR_DB)
     assert reproduce_command(card(gender_room)) == f"{command} --noisy-gender-copies --out models/m"
+    echo = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S)
+    assert reproduce_command(card(echo)) == f"{command} --reverb-copies --out models/m"
     phone = FitConfig(band_hz=(300.0, 3400.0))
     assert reproduce_command(card(phone)) == f"{command} --band 300-3400 --out models/m"
 
