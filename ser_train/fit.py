@@ -74,6 +74,11 @@ class FitConfig:
     frame: FrameModelConfig = FrameModelConfig()
 
 
+def session_rng(clip: Clip, factor: float, fit: FitConfig, kind: str = "") -> np.random.Generator:
+    """The random draws of one speaker's voice copy (a session), for one ``kind`` of draw; seeded by ``fit.seed``."""
+    return np.random.default_rng([fit.seed, zlib.crc32(f"{kind}{clip.speaker}@{factor:g}".encode())])
+
+
 def session_gain_db(clip: Clip, factor: float, fit: FitConfig) -> float:
     """The level of a speaker's voice copy: one draw per (speaker, factor), so a copy is one session
     recorded at one level. Real audio keeps its own level.
@@ -84,8 +89,7 @@ def session_gain_db(clip: Clip, factor: float, fit: FitConfig) -> float:
     low, high = fit.copy_gain_db
     if factor == 1.0:
         return 0.0
-    rng = np.random.default_rng([fit.seed, zlib.crc32(f"{clip.speaker}@{factor:g}".encode())])
-    return round(float(rng.uniform(low, high)), 2)
+    return round(float(session_rng(clip, factor, fit).uniform(low, high)), 2)
 
 
 def session_noise(clip: Clip, factor: float, fit: FitConfig, levels: dict[str, float],
@@ -99,7 +103,7 @@ def session_noise(clip: Clip, factor: float, fit: FitConfig, levels: dict[str, f
     snr_db, tag = (fit.gender_noise_snr_db, "gender:") if gender_copy else (fit.copy_snr_db, "")
     if factor == 1.0 or snr_db is None or clip.speaker not in levels:
         return None
-    rng = np.random.default_rng([fit.seed, zlib.crc32(f"{tag}noise:{clip.speaker}@{factor:g}".encode())])
+    rng = session_rng(clip, factor, fit, f"{tag}noise:")
     snr, exponent = rng.uniform(*snr_db), rng.uniform(*fit.copy_noise_exponent)
     return Noise(round(float(snr), 2), round(float(exponent), 2), round(levels[clip.speaker], 8),
                  zlib.crc32(f"{fit.seed}:{tag}{clip.path.name}@{factor:g}".encode()))
@@ -113,12 +117,12 @@ def session_room(clip: Clip, factor: float, fit: FitConfig) -> Room | None:
     """
     if factor == 1.0 or fit.copy_rt60_s is None:
         return None
-    session = f"room:{clip.speaker}@{factor:g}"
-    rng = np.random.default_rng([fit.seed, zlib.crc32(session.encode())])
+    rng = session_rng(clip, factor, fit, "room:")
     if rng.uniform() >= fit.copy_reverb_share:
         return None
     rt60, drr = rng.uniform(*fit.copy_rt60_s), rng.uniform(*fit.copy_drr_db)
-    return Room(round(float(rt60), 3), zlib.crc32(f"{fit.seed}:{session}".encode()), round(float(drr), 2))
+    seed = zlib.crc32(f"{fit.seed}:room:{clip.speaker}@{factor:g}".encode())
+    return Room(round(float(rt60), 3), seed, round(float(drr), 2))
 
 
 def near_real_voice(factors: np.ndarray, span: float) -> np.ndarray:
