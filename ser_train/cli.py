@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--reverb-copies", action="store_true",
                      help="hear half the voice copies in a synthetic reverberant room (RT60 0.2-1 s, "
                           "direct-to-reverberant ratio -3 to 12 dB), one room per copy")
+    fit.add_argument("--gender-copies", action="store_true",
+                     help="train the gender head on the voice copies nearest the real voice too (factors 0.95 and "
+                          "1.05), as they are heard: at their level and, with --reverb-copies, in their room "
+                          "(--noise-copies implies it)")
     fit.add_argument("--band", type=band_arg, metavar="LOW-HIGH",
                      help="hear all audio through this pass band in Hz, e.g. 300-3400 for a telephone line; "
                           "the model then hears everything it scores through it too (default: the full band)")
@@ -138,7 +142,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs), seed=args.seed,
                        copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None,
-                       gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies else 0.0,
+                       gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies or args.gender_copies else 0.0,
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,
                        copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None)
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)

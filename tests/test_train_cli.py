@@ -76,6 +76,19 @@ def test_streaming_cv_with_two_speakers_is_refused_in_one_line_before_extraction
     assert len(errors) == 1 and "at least 3 speakers (found 2)" in errors[0] and "--no-streaming-cv" in errors[0]
 
 
+@pytest.mark.parametrize("flags, span", [([], 0.0), (["--reverb-copies", "--gender-copies"], 0.05),
+                                         (["--noise-copies"], 0.05)])
+def test_gender_copies_flag_lets_the_nearest_copies_train_the_gender_head(tmp_path, monkeypatch, flags, span):
+    from ser_train import fit
+
+    configs = []
+    monkeypatch.setattr(fit, "fit_model", lambda *args: configs.append(args[4]) or {"metrics": {}})
+    corpus = folder_corpus(tmp_path / "corpus")
+    assert cli.main(["fit", "--corpus", f"folder={corpus}", *flags, "--out", str(tmp_path / "m")]) == 0
+    assert configs[0].gender_copy_span == span
+    assert (configs[0].copy_rt60_s is not None) == ("--reverb-copies" in flags)
+
+
 @pytest.mark.skipif(not SHARED_RAVDESS.exists(), reason="needs the RAVDESS subset at ../shared/data/ravdess "
                                                         "(present in CI, not in a user's clone)")
 def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
@@ -137,6 +150,8 @@ def test_reproduce_command_carries_every_non_default_setting():
     assert reproduce_command(card(gender_room)) == f"{command} --noisy-gender-copies --out models/m"
     echo = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S)
     assert reproduce_command(card(echo)) == f"{command} --reverb-copies --out models/m"
+    heard = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, gender_copy_span=NOISE_GENDER_SPAN)
+    assert reproduce_command(card(heard)) == f"{command} --reverb-copies --gender-copies --out models/m"
     phone = FitConfig(band_hz=(300.0, 3400.0))
     assert reproduce_command(card(phone)) == f"{command} --band 300-3400 --out models/m"
 
