@@ -18,6 +18,7 @@ from ser_train.frame_model import FrameModelConfig
 log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")
 MAX_REVERB_S = 3.0   # a cathedral; longer is a typo
+MAX_DRR_DB = 40.0    # beyond this the echo is inaudible
 
 
 def corpus_arg(text: str) -> tuple[str, Path]:
@@ -93,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="play every clip through this pass band in Hz first, e.g. 300-3400 for a telephone line")
     ev.add_argument("--reverb-s", type=float, metavar="RT60",
                     help="play every clip in a reverberant room first: its echo falls 60 dB in this many seconds "
-                         "(0.3 a furnished office, 0.6-1 a bare meeting room), as loud as the direct sound")
+                         "(0.3 a furnished office, 0.6-1 a bare meeting room)")
+    ev.add_argument("--drr-db", type=float, default=0.0,
+                    help="with --reverb-s: the direct sound this many dB above the echo (default 0, a speaker near "
+                         "the room's critical distance; higher is a closer microphone)")
     ev.add_argument("--json", type=Path, help="write the figures as JSON here")
 
     rep = commands.add_parser("report", help="markdown report with plots from a model card")
@@ -172,6 +176,10 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     if args.reverb_s is not None and not (math.isfinite(args.reverb_s) and 0.0 < args.reverb_s <= MAX_REVERB_S):
         raise ValueError(f"--reverb-s must be an RT60 in seconds above 0 and at most {MAX_REVERB_S:g}, "
                          f"got {args.reverb_s}")
+    if not (math.isfinite(args.drr_db) and abs(args.drr_db) <= MAX_DRR_DB):
+        raise ValueError(f"--drr-db must be a number of dB from -{MAX_DRR_DB:g} to {MAX_DRR_DB:g}, got {args.drr_db}")
+    if args.drr_db and args.reverb_s is None:
+        raise ValueError("--drr-db sets the room of --reverb-s; give --reverb-s too")
     noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise])
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     clips = scan_all([(args.corpus, args.data)], console)
@@ -180,7 +188,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     if narrower:
         console.print(f"[yellow]warning:[/] {narrower}")
     report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise,
-                      band_hz=args.band, reverb_s=args.reverb_s)
+                      band_hz=args.band, reverb_s=args.reverb_s, drr_db=args.drr_db)
     console.print(figures_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

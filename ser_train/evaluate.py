@@ -56,7 +56,8 @@ def session_order(clips: list[Clip], seed: int) -> list[list[Clip]]:
 
 def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, progress: bool = True,
              gain_db: float = 0.0, noise: tuple[float, float] | None = None,
-             band_hz: tuple[float, float] | None = None, reverb_s: float | None = None) -> dict:
+             band_hz: tuple[float, float] | None = None, reverb_s: float | None = None,
+             drr_db: float = 0.0) -> dict:
     """Replay every clip through the pipeline and score the clip-level decisions.
 
     With ``adapt`` each speaker is one session (state reset between speakers);
@@ -64,7 +65,8 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     louder (or quieter), clipped at full scale; ``noise`` = (SNR dB, colour exponent)
     mixes in background noise that far below the speaker's median speech level; ``band_hz`` then passes
     the audio through that band, as a telephone line would (before the model's own band, if it has one);
-    ``reverb_s`` first plays each clip in a reverberant :class:`Room` with that RT60 (its own seeded echo).
+    ``reverb_s`` first plays each clip in a reverberant :class:`Room` with that RT60 and ``drr_db`` direct-to-reverberant
+    ratio (its own seeded echo).
     Clips whose label the model lacks are skipped and counted; a clip with no detected speech counts as an error.
     """
     labels = scorer.card.labels
@@ -85,7 +87,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                 pipeline.reset_stream()
                 try:
                     result = clip_probs(pipeline, clip.path, gain_db, _background(clip, noise, levels, seed), line,
-                                        _room(clip, reverb_s, seed))
+                                        _room(clip, reverb_s, drr_db, seed))
                 except SourceError as exc:
                     unreadable.append(str(exc))
                     result = None
@@ -100,6 +102,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                    "adapt": adapt, "seed": seed, "gain_db": gain_db,
                    "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]},
                    "band_hz": list(band_hz) if band_hz else None, "reverb_s": reverb_s,
+                   "drr_db": drr_db if reverb_s is not None else None,
                    "model": scorer.card.name})
     return report
 
@@ -111,6 +114,6 @@ def _background(clip: Clip, noise: tuple[float, float] | None, levels: dict[str,
     return Noise(noise[0], noise[1], levels[clip.speaker], zlib.crc32(f"{seed}:{clip.path.name}".encode()))
 
 
-def _room(clip: Clip, reverb_s: float | None, seed: int) -> Room | None:
+def _room(clip: Clip, reverb_s: float | None, drr_db: float, seed: int) -> Room | None:
     """The clip's reverberant room (its own seeded impulse response), if any."""
-    return None if reverb_s is None else Room(reverb_s, zlib.crc32(f"{seed}:room:{clip.path.name}".encode()))
+    return None if reverb_s is None else Room(reverb_s, zlib.crc32(f"{seed}:room:{clip.path.name}".encode()), drr_db)

@@ -33,7 +33,8 @@ def _conditions(report: dict) -> list[str]:
     if report.get("gain_db"):
         shown.append(f"{report['gain_db']:+g} dB")
     if report.get("reverb_s"):
-        shown.append(f"room RT60 {report['reverb_s']:g} s")
+        drr = report.get("drr_db") or 0.0
+        shown.append(f"room RT60 {report['reverb_s']:g} s" + (f", DRR {drr:+g} dB" if drr else ""))
     if report.get("noise"):
         shown.append(f"noise {report['noise']['snr_db']:g} dB SNR, 1/f^{report['noise']['exponent']:g}")
     return shown

@@ -58,6 +58,11 @@ def test_evaluate_plays_each_clip_in_its_room_and_records_it(tmp_path: Path, tin
     assert "room RT60 0.6 s" in figures_table(report).title
     dry, wet = (clip_probs(Pipeline(scorer), clips[0].path, room=room) for room in (None, Room(0.6, seed=0)))
     assert np.abs(dry[0] - wet[0]).max() > 1e-3      # the echo reaches the scores
+    near = evaluate(scorer, clips, adapt=False, progress=False, reverb_s=0.6, drr_db=12.0)
+    assert near["drr_db"] == 12.0 and report["drr_db"] == 0.0
+    assert "room RT60 0.6 s, DRR +12 dB" in figures_table(near).title
+    closer = clip_probs(Pipeline(scorer), clips[0].path, room=Room(0.6, seed=0, drr_db=12.0))
+    assert np.abs(dry[0] - closer[0]).max() < np.abs(dry[0] - wet[0]).max()   # a closer microphone hears less echo
 
 
 @pytest.mark.parametrize("value", ["nan", "0", "-0.5", "10"])
@@ -66,6 +71,16 @@ def test_bad_reverb_is_one_line(tmp_path, tiny_model, capsys, value):
                      f"--reverb-s={value}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--reverb-s must be an RT60 in seconds" in err
+
+
+@pytest.mark.parametrize("flags, message", [(["--drr-db", "nan"], "--drr-db must be a number of dB"),
+                                            (["--reverb-s", "0.3", "--drr-db", "99"], "--drr-db must be a number"),
+                                            (["--drr-db", "6"], "give --reverb-s too")])
+def test_bad_drr_is_one_line(tmp_path, tiny_model, capsys, flags, message):
+    assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path),
+                     *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
 
 
 @pytest.mark.parametrize("drr_db", [-3.0, 0.0, 12.0])
