@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--frame-epochs", type=int, default=FrameModelConfig.epochs,
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
+    fit.add_argument("--keep-folds", type=Path, metavar="DIR",
+                     help="keep the streaming CV's fold models in DIR (fold1.onnx ...), each card naming its held-out "
+                          "speakers, for `ser-train evaluate --held-out` (default: discarded)")
     fit.add_argument("--noise-copies", action="store_true",
                      help="hear each voice copy over background noise, 10-40 dB below the speaker's speech, and "
                           "train the gender head on the copies nearest the real voice too "
@@ -98,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--drr-db", type=float, default=0.0,
                     help="with --reverb-s: the direct sound this many dB above the echo (default 0, a speaker near "
                          "the room's critical distance; higher is a closer microphone)")
+    ev.add_argument("--held-out", action="store_true",
+                    help="only the speakers a fold model kept by `ser-train fit --keep-folds` was tested on")
     ev.add_argument("--json", type=Path, help="write the figures as JSON here")
 
     rep = commands.add_parser("report", help="markdown report with plots from a model card")
@@ -131,6 +136,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
 
     if args.frame_epochs < 1:
         raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
+    if args.keep_folds and args.no_streaming_cv:
+        raise ValueError("--keep-folds keeps the streaming CV's fold models; it cannot go with --no-streaming-cv")
     clips = scan_all(args.corpus, console)
     present = {c.label for c in clips}
     if args.emotions:
@@ -149,7 +156,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies or args.gender_copies else 0.0,
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,
                        copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None)
-    card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console)
+    card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console, args.keep_folds)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")
     if stream:
@@ -182,7 +189,13 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         raise ValueError("--drr-db sets the room of --reverb-s; give --reverb-s too")
     noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise])
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
+    held = held_out_speakers(scorer, args.model) if args.held_out else None
     clips = scan_all([(args.corpus, args.data)], console)
+    if held is not None:
+        clips = [c for c in clips if c.speaker in held]
+        if not clips:
+            raise ValueError(f"none of this corpus's speakers is among {args.model}'s held-out speakers "
+                             f"({', '.join(sorted(held))})")
     rates = rate_range(clips)
     narrower = rates and scorer.card.narrower_input(rates[0])
     if narrower:
@@ -194,6 +207,17 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
         console.print(f"wrote {args.json}")
     return 0
+
+
+def held_out_speakers(scorer, model: str) -> set[str]:
+    """The speakers a kept fold model's card lists as held out."""
+    from ser_train.fit import HELD_OUT_KEY
+
+    held = scorer.card.raw.get("metrics", {}).get(HELD_OUT_KEY)
+    if not held:
+        raise ValueError(f"--held-out needs a fold model kept by `ser-train fit --keep-folds`; {model} names no "
+                         f"held-out speakers")
+    return set(held)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:

@@ -43,6 +43,7 @@ REVERB_REPLAYS_S = (0.3, 0.6)      # ... and in reverberant rooms with this RT60
 REVERB_COPY_RT60_S = (0.2, 1.0)    # `ser-train fit --reverb-copies`: a voice copy's room, RT60 uniform in s,
 REVERB_COPY_DRR_DB = (-3.0, 12.0)  # ... direct-to-reverberant ratio uniform in dB
 REVERB_COPY_SHARE = 0.5            # ... for this share of the copies, drawn per copy; the rest stay dry
+HELD_OUT_KEY = "held_out_speakers"  # in a kept fold model's card metrics: the speakers its fold replayed
 LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
            "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
 
@@ -340,8 +341,9 @@ def _check_speakers(n: int, fit: FitConfig) -> None:
 
 
 def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], out: Path, fit: FitConfig,
-              console: Console) -> dict:
-    """Search, fit, export and document a model; return its card."""
+              console: Console, keep_folds: Path | None = None) -> dict:
+    """Search, fit, export and document a model; return its card. ``keep_folds``: keep the streaming CV's
+    fold models there."""
     if fit.frame_model and not torch_available():
         raise ValueError(TORCH_HINT)
     warning = unpinned_warning()
@@ -397,7 +399,8 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                                  f"and a direct-to-reverberant ratio of 0 dB, one seeded impulse response per clip "
                                  f"(in_room).{band}"}
     if fit.streaming_cv:
-        metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console, rate, gender_table)
+        metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console, rate, gender_table,
+                                               keep_folds)
     model = _export(out, table, best, fit, labels, corpora, metrics, rate, gender_table)
     if model.member is None:
         diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:500])
@@ -413,12 +416,14 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
 
 def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list, labels: tuple[str, ...],
                  corpora: list[str], console: Console, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate,
-                 gender_table: WindowTable | None = None) -> dict:
+                 gender_table: WindowTable | None = None, keep_folds: Path | None = None) -> dict:
     """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips:
     as recorded, ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``), over ``NOISE_REPLAYS``
     (``in_noise``: UAR and gender accuracy) and in rooms with ``REVERB_REPLAYS_S`` (``in_room``, the same):
     robustness to the recording level, to a room's noise and to its echo.
-    The gender head also learns from ``gender_table``'s windows of the fold's training speakers."""
+    The gender head also learns from ``gender_table``'s windows of the fold's training speakers.
+    ``keep_folds``: write fold k's model there as ``fold<k>.onnx``, its card naming its held-out speakers
+    (``ser-train evaluate --held-out`` replays them); otherwise they go to a temporary folder."""
     modes = ("adapt", "cold")
     conditions = {"as recorded": (0.0, None, None), **{f"{gain:+g} dB": (gain, None, None) for gain in LEVEL_SHIFTS_DB},
                   **{f"{colour} noise, {snr:g} dB SNR": (0.0, (snr, COLOURS[colour]), None)
@@ -427,15 +432,17 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
     replays: dict[tuple[str, str], list[dict]] = {(name, mode): [] for name in conditions for mode in modes}
     chosen = []
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) if keep_folds is None else keep_folds
+        folder.mkdir(parents=True, exist_ok=True)
         for k, (train, test) in enumerate(splits):
             fold = table.subset(train)
             choice = nested_choice(fold, fit)
             chosen.append(choice.name)
             fold_gender = (None if gender_table is None else
                            gender_table.subset(np.flatnonzero(np.isin(gender_table.speaker, fold.speaker))))
-            path = _export(Path(tmp) / f"fold{k}", fold, choice, fit, labels, corpora, {}, trained_on_rate_hz,
-                           fold_gender).onnx_path
             held = set(table.speaker[test].tolist())
+            path = _export(folder / f"fold{k + 1}", fold, choice, fit, labels, corpora,
+                           {HELD_OUT_KEY: sorted(held)}, trained_on_rate_hz, fold_gender).onnx_path
             held_clips = [c for c in clips if c.speaker in held]
             scorer = Scorer(path, DEFAULT_SPEC)
             for (name, mode), reports in replays.items():

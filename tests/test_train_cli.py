@@ -53,6 +53,37 @@ def test_evaluate_cli_writes_json(tmp_path, tiny_model, capsys):
     assert {"n", "skipped", "accuracy", "uar", "gender_accuracy", "per_class", "confusion"} <= set(figures)
 
 
+def test_evaluate_held_out_replays_only_the_speakers_a_kept_fold_model_names(tmp_path, tiny_model):
+    from ser_train.fit import HELD_OUT_KEY
+
+    fold = tmp_path / "fold1"
+    shutil.copy(tiny_model, fold.with_suffix(".onnx"))
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    card["metrics"][HELD_OUT_KEY] = ["folder:s1"]
+    fold.with_suffix(".json").write_text(json.dumps(card))
+    out = tmp_path / "figures.json"
+    corpus = folder_corpus(tmp_path / "corpus")
+    assert cli.main(["evaluate", "--model", str(fold.with_suffix(".onnx")), "--corpus", "folder", "--data", str(corpus),
+                     "--held-out", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["n"] + figures["skipped"] == 4          # s1's four clips (one of them silent), not s2's three
+
+
+def test_held_out_without_a_fold_model_is_one_line(tmp_path, tiny_model, capsys):
+    corpus = folder_corpus(tmp_path / "corpus")
+    assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(corpus),
+                     "--held-out"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--held-out needs a fold model kept by" in err
+
+
+def test_keep_folds_without_streaming_cv_is_one_line(tmp_path, capsys):
+    assert cli.main(["fit", "--corpus", f"folder={tmp_path}", "--no-streaming-cv", "--keep-folds",
+                     str(tmp_path / "folds")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--keep-folds" in err and "--no-streaming-cv" in err
+
+
 def test_non_finite_gain_is_one_line(tmp_path, tiny_model, capsys):
     assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path),
                      "--gain-db", "nan"]) == 2
@@ -100,7 +131,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--band", "300-3400",
                      "--noisy-gender-copies", "--reverb-copies", "--out", str(out),
-                     "--report", str(tmp_path / "rep")]) == 0
+                     "--report", str(tmp_path / "rep"), "--keep-folds", str(tmp_path / "folds")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
     assert card["labels"] == ["neutral", "happy", "sad", "angry"]
@@ -132,6 +163,14 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "each fold's own search chose: `logreg(" in report and "another recording level" in report
     assert "pink noise, 20 dB SNR: UAR adapted" in report and "room, RT60 0.6 s: UAR adapted" in report
+    # the kept fold models name their held-out actors, and replaying one gives its fold's figure again
+    held = [json.loads((tmp_path / "folds" / f"fold{k}.json").read_text())["metrics"]["held_out_speakers"]
+            for k in (1, 2)]
+    assert sorted(held[0] + held[1]) == [f"ravdess:0{a}" for a in range(1, 5)]
+    figures = tmp_path / "fold1.json"
+    assert cli.main(["evaluate", "--model", str(tmp_path / "folds" / "fold1.onnx"), "--corpus", "ravdess",
+                     "--data", str(data), "--held-out", "--seed", "1", "--json", str(figures)]) == 0
+    assert json.loads(figures.read_text())["uar"] == stream["adapt"]["fold_uar"][0]
 
 
 def test_reproduce_command_carries_every_non_default_setting():
