@@ -6,6 +6,7 @@ import datetime
 import logging
 import tempfile
 import zlib
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -431,8 +432,8 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
                   **{f"room, RT60 {rt60:g} s": (0.0, None, rt60) for rt60 in REVERB_REPLAYS_S}}
     replays: dict[tuple[str, str], list[dict]] = {(name, mode): [] for name in conditions for mode in modes}
     chosen = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) if keep_folds is None else keep_folds
+    with tempfile.TemporaryDirectory() if keep_folds is None else nullcontext(keep_folds) as where:
+        folder = Path(where)
         folder.mkdir(parents=True, exist_ok=True)
         for k, (train, test) in enumerate(splits):
             fold = table.subset(train)
