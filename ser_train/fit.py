@@ -27,7 +27,7 @@ from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
 from ser_train.kernels import blas_pools, unpinned_warning
-from ser_train.metrics import clip_probabilities, emotion_report
+from ser_train.metrics import clip_probabilities, emotion_report, pooled
 from ser_train.models import Candidate, candidates, gender_classifier
 from ser_train.noise import COLOURS, Noise, Room, speaker_levels
 from ser_train.progress import progress_bar
@@ -415,23 +415,48 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     return model.card
 
 
+def replay_conditions() -> dict[str, tuple[float, tuple[float, float] | None, float | None]]:
+    """Every way the streaming CV plays the held-out clips: name -> (gain dB, noise, room RT60)."""
+    return {"as recorded": (0.0, None, None), **{f"{gain:+g} dB": (gain, None, None) for gain in LEVEL_SHIFTS_DB},
+            **{f"{colour} noise, {snr:g} dB SNR": (0.0, (snr, COLOURS[colour]), None) for colour, snr in NOISE_REPLAYS},
+            **{f"room, RT60 {rt60:g} s": (0.0, None, rt60) for rt60 in REVERB_REPLAYS_S}}
+
+
+REPLAY_MODES = ("adapt", "cold")
+
+
+def replay_fold(scorer: Scorer, held_clips: list[Clip], seed: int) -> dict[tuple[str, str], dict]:
+    """One fold model's reports on its held-out clips, per (condition, mode)."""
+    return {(name, mode): evaluate(scorer, held_clips, adapt=mode == "adapt", seed=seed, progress=False,
+                                   gain_db=gain, noise=noise, reverb_s=reverb_s)
+            for name, (gain, noise, reverb_s) in replay_conditions().items() for mode in REPLAY_MODES}
+
+
+def summarise_replays(folds: list[dict[tuple[str, str], dict]], chosen: list[str]) -> dict:
+    """The card's streaming-CV figures from every fold's :func:`replay_fold` reports, pooled over folds."""
+    conditions = replay_conditions()
+    pools = {key: pooled([fold[key] for fold in folds]) for key in folds[0]}
+    heard = {name: {**{mode: pools[(name, mode)]["uar"] for mode in REPLAY_MODES},
+                    **{f"gender_{mode}": pools[(name, mode)]["gender_accuracy"] for mode in REPLAY_MODES}}
+             for name in conditions}
+    return {**{mode: pools[("as recorded", mode)] for mode in REPLAY_MODES}, "fold_chosen": chosen,
+            "uar_at_level": {f"{gain:+g} dB": {mode: heard[f"{gain:+g} dB"][mode] for mode in REPLAY_MODES}
+                             for gain in LEVEL_SHIFTS_DB},
+            "in_noise": {name: heard[name] for name, (_, noise, _) in conditions.items() if noise is not None},
+            "in_room": {name: heard[name] for name, (_, _, reverb_s) in conditions.items() if reverb_s is not None}}
+
+
 def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: list, labels: tuple[str, ...],
                  corpora: list[str], console: Console, trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate,
                  gender_table: WindowTable | None = None, keep_folds: Path | None = None) -> dict:
-    """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips:
-    as recorded, ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``), over ``NOISE_REPLAYS``
-    (``in_noise``: UAR and gender accuracy) and in rooms with ``REVERB_REPLAYS_S`` (``in_room``, the same):
-    robustness to the recording level, to a room's noise and to its echo.
+    """Per fold, search on its training speakers, export that choice and replay the held-out speakers' clips
+    (:func:`replay_conditions`): as recorded, ``LEVEL_SHIFTS_DB`` louder or quieter (``uar_at_level``), over
+    ``NOISE_REPLAYS`` (``in_noise``: UAR and gender accuracy) and in rooms with ``REVERB_REPLAYS_S`` (``in_room``,
+    the same): robustness to the recording level, to a room's noise and to its echo.
     The gender head also learns from ``gender_table``'s windows of the fold's training speakers.
     ``keep_folds``: write fold k's model there as ``fold<k>.onnx``, its card naming its held-out speakers
     (``ser-train evaluate --held-out`` replays them); otherwise they go to a temporary folder."""
-    modes = ("adapt", "cold")
-    conditions = {"as recorded": (0.0, None, None), **{f"{gain:+g} dB": (gain, None, None) for gain in LEVEL_SHIFTS_DB},
-                  **{f"{colour} noise, {snr:g} dB SNR": (0.0, (snr, COLOURS[colour]), None)
-                     for colour, snr in NOISE_REPLAYS},
-                  **{f"room, RT60 {rt60:g} s": (0.0, None, rt60) for rt60 in REVERB_REPLAYS_S}}
-    replays: dict[tuple[str, str], list[dict]] = {(name, mode): [] for name in conditions for mode in modes}
-    chosen = []
+    folds, chosen = [], []
     with tempfile.TemporaryDirectory() if keep_folds is None else nullcontext(keep_folds) as where:
         folder = Path(where)
         folder.mkdir(parents=True, exist_ok=True)
@@ -444,36 +469,8 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             held = set(table.speaker[test].tolist())
             path = _export(folder / f"fold{k + 1}", fold, choice, fit, labels, corpora,
                            {HELD_OUT_KEY: sorted(held)}, trained_on_rate_hz, fold_gender).onnx_path
-            held_clips = [c for c in clips if c.speaker in held]
-            scorer = Scorer(path, DEFAULT_SPEC)
-            for (name, mode), reports in replays.items():
-                gain, noise, reverb_s = conditions[name]
-                reports.append(evaluate(scorer, held_clips, adapt=mode == "adapt", seed=fit.seed, progress=False,
-                                        gain_db=gain, noise=noise, reverb_s=reverb_s))
+            folds.append(replay_fold(Scorer(path, DEFAULT_SPEC), [c for c in clips if c.speaker in held], fit.seed))
             console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): UAR adapted "
-                          f"{replays[('as recorded', 'adapt')][-1]['uar']:.3f}  "
-                          f"cold {replays[('as recorded', 'cold')][-1]['uar']:.3f}")
-    pools = {key: pooled(reports) for key, reports in replays.items()}
-    shifted = {name: {mode: pools[(name, mode)]["uar"] for mode in modes} for name in conditions}
-    heard = {name: {**shifted[name], **{f"gender_{mode}": pools[(name, mode)]["gender_accuracy"] for mode in modes}}
-             for name in conditions}
-    return {**{mode: pools[("as recorded", mode)] for mode in modes}, "fold_chosen": chosen,
-            "uar_at_level": {f"{gain:+g} dB": shifted[f"{gain:+g} dB"] for gain in LEVEL_SHIFTS_DB},
-            "in_noise": {name: heard[name] for name, (_, noise, _) in conditions.items() if noise is not None},
-            "in_room": {name: heard[name] for name, (_, _, reverb_s) in conditions.items() if reverb_s is not None}}
-
-
-def pooled(reports: list[dict]) -> dict:
-    """Pool fold reports by summing confusions (clip-level figures over all folds)."""
-    labels = reports[0]["labels"]
-    confusion = np.sum([r["confusion"] for r in reports], axis=0)
-    n = sum(r["n"] for r in reports)
-    recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
-    gender = [(r["gender_accuracy"], r["n"] - r["no_speech"]) for r in reports if r["gender_accuracy"] is not None]
-    return {"n": n, "no_speech": sum(r["no_speech"] for r in reports),
-            "accuracy": round(float(np.trace(confusion) / n), 4), "uar": round(float(recall.mean()), 4),
-            "per_class_recall": dict(zip(labels, recall.round(4).tolist())),
-            "gender_accuracy": round(sum(a * w for a, w in gender) / sum(w for _, w in gender), 4) if gender else None,
-            "ece_mean_over_folds": round(float(np.mean([r["ece"] for r in reports if r["ece"] is not None])), 4),
-            "confusion": confusion.tolist(), "labels": labels,
-            "fold_uar": [r["uar"] for r in reports]}
+                          f"{folds[-1][('as recorded', 'adapt')]['uar']:.3f}  "
+                          f"cold {folds[-1][('as recorded', 'cold')]['uar']:.3f}")
+    return summarise_replays(folds, chosen)

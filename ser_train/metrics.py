@@ -63,3 +63,23 @@ def gender_accuracy(truth: np.ndarray, probs: np.ndarray) -> float | None:
     """Accuracy over clips whose gender is known (truth >= 0) and had speech."""
     known = (truth >= 0) & ~np.isnan(probs).any(axis=1)
     return round(float(np.mean(probs[known].argmax(axis=1) == truth[known])), 4) if known.any() else None
+
+
+def pooled(reports: list[dict]) -> dict:
+    """Pool fold reports into clip-level figures over all folds (confusions summed).
+
+    Each class's recall is over all its clips, so a clip without speech stays an error here too.
+    """
+    labels = reports[0]["labels"]
+    confusion = np.sum([r["confusion"] for r in reports], axis=0)
+    support = np.array([sum(r["per_class"][label]["support"] for r in reports) for label in labels])
+    n = sum(r["n"] for r in reports)
+    recall = np.diag(confusion) / np.maximum(support, 1)
+    gender = [(r["gender_accuracy"], r["n"] - r["no_speech"]) for r in reports if r["gender_accuracy"] is not None]
+    return {"n": n, "no_speech": sum(r["no_speech"] for r in reports),
+            "accuracy": round(float(np.trace(confusion) / n), 4), "uar": round(float(recall[support > 0].mean()), 4),
+            "per_class_recall": dict(zip(labels, recall.round(4).tolist())),
+            "gender_accuracy": round(sum(a * w for a, w in gender) / sum(w for _, w in gender), 4) if gender else None,
+            "ece_mean_over_folds": round(float(np.mean([r["ece"] for r in reports if r["ece"] is not None])), 4),
+            "confusion": confusion.tolist(), "labels": labels,
+            "fold_uar": [r["uar"] for r in reports]}
