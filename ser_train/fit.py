@@ -437,11 +437,12 @@ def summarise_replays(folds: list[dict[tuple[str, str], dict]], chosen: list[str
     conditions = replay_conditions()
     pools = {key: pooled([fold[key] for fold in folds]) for key in folds[0]}
     heard = {name: {**{mode: pools[(name, mode)]["uar"] for mode in REPLAY_MODES},
-                    **{f"gender_{mode}": pools[(name, mode)]["gender_accuracy"] for mode in REPLAY_MODES}}
+                    **{f"gender_{mode}": pools[(name, mode)]["gender_accuracy"] for mode in REPLAY_MODES},
+                    "no_speech": pools[(name, "adapt")]["no_speech"]}  # the VAD hears the same audio cold
              for name in conditions}
     return {**{mode: pools[("as recorded", mode)] for mode in REPLAY_MODES}, "fold_chosen": chosen,
-            "uar_at_level": {f"{gain:+g} dB": {mode: heard[f"{gain:+g} dB"][mode] for mode in REPLAY_MODES}
-                             for gain in LEVEL_SHIFTS_DB},
+            "uar_at_level": {f"{gain:+g} dB": {key: heard[f"{gain:+g} dB"][key]
+                                               for key in (*REPLAY_MODES, "no_speech")} for gain in LEVEL_SHIFTS_DB},
             "in_noise": {name: heard[name] for name, (_, noise, _) in conditions.items() if noise is not None},
             "in_room": {name: heard[name] for name, (_, _, reverb_s) in conditions.items() if reverb_s is not None}}
 

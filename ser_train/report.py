@@ -182,7 +182,8 @@ def _level_note(stream: dict) -> str:
     levels = stream.get("uar_at_level")
     if not levels:
         return ""
-    shifts = "; ".join(f"{shift}: adapted {u['adapt']:.3f}, cold {u['cold']:.3f}" for shift, u in levels.items())
+    shifts = "; ".join(f"{shift}: adapted {u['adapt']:.3f}, cold {u['cold']:.3f}{_silent(u)}"
+                       for shift, u in levels.items())
     note = f"\nThe same held-out clips replayed at another recording level, UAR: {shifts}.\n"
     if stream.get("in_noise"):
         note += (f"\nAnd over background noise (SNR against the speaker's median speech level): "
@@ -190,14 +191,23 @@ def _level_note(stream: dict) -> str:
     if stream.get("in_room"):
         note += (f"\nAnd in synthetic reverberant rooms (direct-to-reverberant ratio 0 dB): "
                  f"{_heard(stream['in_room'])}.\n")
+    if stream.get("note"):
+        note += f"\n{stream['note']}\n"
     return note
+
+
+def _silent(figures: dict) -> str:
+    """How many clips of a replay had no speech detected (each an error), when there were any."""
+    silent = figures.get("no_speech")
+    return f" ({silent} clip{'s' * (silent != 1)} without speech, each an error in the UAR)" if silent else ""
 
 
 def _heard(conditions: dict) -> str:
     """UAR and gender accuracy per replay condition (no gender head: n/a)."""
     share = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     return "; ".join(f"{name}: UAR adapted {u['adapt']:.3f}, cold {u['cold']:.3f}, gender accuracy adapted "
-                     f"{share(u['gender_adapt'])}, cold {share(u['gender_cold'])}" for name, u in conditions.items())
+                     f"{share(u['gender_adapt'])}, cold {share(u['gender_cold'])}{_silent(u)}"
+                     for name, u in conditions.items())
 
 
 def _fold_choices(stream: dict) -> str:

@@ -233,3 +233,15 @@ def test_evaluate_title_says_when_a_corpus_has_no_gender_labels():
     assert "gender n/a (no gender labels)  ECE n/a" in figures_table(report).title
     report.update(gender_accuracy=0.98765, ece=0.1)
     assert "UAR 0.457  gender 0.988  ECE 0.100" in figures_table(report).title
+
+
+def test_report_counts_the_clips_a_replay_found_no_speech_in():
+    from ser_train.report import _level_note
+
+    def stream(**silent):
+        room = {"adapt": 0.6, "cold": 0.5, "gender_adapt": 0.9, "gender_cold": 0.8, **silent}
+        return {"uar_at_level": {"-10 dB": {"adapt": 0.6, "cold": 0.5, **silent}}, "in_room": {"room": room}}
+
+    assert _level_note(stream(no_speech=0)).count("without speech") == 0
+    assert _level_note(stream(no_speech=25)).count("25 clips without speech, each an error in the UAR") == 2
+    assert "Pooled before" in _level_note({**stream(), "note": "Pooled before the fix."})  # a card's own note
