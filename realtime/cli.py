@@ -20,8 +20,9 @@ from realtime.sources import DEFAULT_BLOCK, SourceError  # noqa: E402
 
 log = logging.getLogger("ser")
 MODEL_HELP = ("model .onnx (card .json beside it), or a shipped model's name: ser-ravdess (default), "
-              "ser-ravdess-noisy (trained over background noise), ser-ravdess-phone (telephone lines) or "
-              "ser-ravdess-phone-noisy (telephone lines over background noise); see the README")
+              "ser-ravdess-noisy (trained over background noise), ser-ravdess-phone (telephone lines), "
+              "ser-ravdess-phone-noisy (telephone lines over background noise) or ser-ravdess-8k (plain 8 kHz "
+              "audio); see the README")
 
 
 def demo_path() -> Path:

@@ -26,7 +26,7 @@ RETRAIN_HINT = "retrain it with `ser-train fit` or pass a matching --model"
 
 def model_path(text: str) -> Path:
     """A model file, or the name of a shipped model (``ser-ravdess``, ``ser-ravdess-noisy``, ``ser-ravdess-phone``,
-    ``ser-ravdess-phone-noisy``)."""
+    ``ser-ravdess-phone-noisy``, ``ser-ravdess-8k``)."""
     path, shipped = Path(text), SHIPPED_MODELS / f"{text}.onnx"
     return shipped if not path.exists() and shipped.exists() else path
 

@@ -33,6 +33,9 @@ def test_shipped_models_are_found_by_name_and_files_by_path(tiny_model):
     phone_noisy = Scorer(model_path("ser-ravdess-phone-noisy"), DEFAULT_SPEC).card
     assert phone_noisy.name == "ser-ravdess-phone-noisy" and phone_noisy.labels == phone.labels
     assert (phone_noisy.band_rate_hz, phone_noisy.band_hz) == (phone.band_rate_hz, phone.band_hz)
+    narrowband = Scorer(model_path("ser-ravdess-8k"), DEFAULT_SPEC).card
+    assert narrowband.name == "ser-ravdess-8k" and narrowband.labels == phone.labels
+    assert narrowband.band_rate_hz == 8000 and narrowband.band_hz is None
     assert noisy.card.band_rate_hz is None and Scorer(DEFAULT_MODEL, DEFAULT_SPEC).card.band_rate_hz is None
     assert noisy.card.band_hz is None and Scorer(DEFAULT_MODEL, DEFAULT_SPEC).card.band_hz is None
     assert model_path(str(tiny_model)) == tiny_model
