@@ -99,6 +99,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     report = emotion_report(np.array(truth), np.array(emotion_rows).reshape(-1, len(shared)), tuple(shared))
     report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable),
                    "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
+                   "gender_clips": int(np.sum(np.array(gender_truth) >= 0)),
                    "adapt": adapt, "seed": seed, "gain_db": gain_db,
                    "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]},
                    "band_hz": list(band_hz) if band_hz else None, "reverb_s": reverb_s,

@@ -60,9 +60,10 @@ def emotion_report(truth: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]
 
 
 def gender_accuracy(truth: np.ndarray, probs: np.ndarray) -> float | None:
-    """Accuracy over clips whose gender is known (truth >= 0) and had speech."""
-    known = (truth >= 0) & ~np.isnan(probs).any(axis=1)
-    return round(float(np.mean(probs[known].argmax(axis=1) == truth[known])), 4) if known.any() else None
+    """Accuracy over clips whose gender is known (truth >= 0); a clip without speech (NaN row) is an error."""
+    known = truth >= 0
+    right = ~np.isnan(probs[known]).any(axis=1) & (np.nan_to_num(probs[known]).argmax(axis=1) == truth[known])
+    return round(float(right.mean()), 4) if known.any() else None
 
 
 def pooled(reports: list[dict]) -> dict:
@@ -75,7 +76,7 @@ def pooled(reports: list[dict]) -> dict:
     support = np.array([sum(r["per_class"][label]["support"] for r in reports) for label in labels])
     n = sum(r["n"] for r in reports)
     recall = np.diag(confusion) / np.maximum(support, 1)
-    gender = [(r["gender_accuracy"], r["n"] - r["no_speech"]) for r in reports if r["gender_accuracy"] is not None]
+    gender = [(r["gender_accuracy"], r["gender_clips"]) for r in reports if r["gender_accuracy"] is not None]
     return {"n": n, "no_speech": sum(r["no_speech"] for r in reports),
             "accuracy": round(float(np.trace(confusion) / n), 4), "uar": round(float(recall[support > 0].mean()), 4),
             "per_class_recall": dict(zip(labels, recall.round(4).tolist())),

@@ -199,7 +199,10 @@ def _level_note(stream: dict) -> str:
 def _silent(figures: dict) -> str:
     """How many clips of a replay had no speech detected (each an error), when there were any."""
     silent = figures.get("no_speech")
-    return f" ({silent} clip{'s' * (silent != 1)} without speech, each an error in the UAR)" if silent else ""
+    if not silent:
+        return ""
+    return " (1 clip without speech, counted as an error)" if silent == 1 else \
+        f" ({silent} clips without speech, counted as errors)"
 
 
 def _heard(conditions: dict) -> str:

@@ -1,23 +1,40 @@
-"""Pooling fold reports gives the figures of one report over all their clips."""
+"""Clip-level figures: a clip without speech is an error, and pooling folds keeps it one."""
 
 import numpy as np
 
-from ser_train.metrics import emotion_report, pooled
+from ser_train.metrics import emotion_report, gender_accuracy, pooled
 
 LABELS = ("neutral", "happy", "sad")
+
+
+def _report(truth, probs, gender_truth, gender_probs):
+    report = emotion_report(truth, probs, LABELS)
+    report.update(gender_accuracy=gender_accuracy(gender_truth, gender_probs),
+                  gender_clips=int(np.sum(gender_truth >= 0)))
+    return report
+
+
+def test_a_clip_without_speech_is_a_gender_error_and_an_unknown_gender_is_left_out():
+    probs = np.array([[0.9, 0.1], [np.nan, np.nan], [0.2, 0.8], [0.3, 0.7]])
+    assert gender_accuracy(np.array([0, 0, 1, -1]), probs) == round(2 / 3, 4)
+    assert gender_accuracy(np.array([-1, -1, -1, -1]), probs) is None
 
 
 def test_pooled_folds_equal_one_report_over_all_clips_with_silent_clips_as_errors():
     rng = np.random.default_rng(0)
     truth = rng.integers(0, len(LABELS), 60)
     probs = rng.dirichlet(np.ones(len(LABELS)), 60)
-    probs[[3, 17, 40]] = np.nan  # clips without speech
-    folds = [emotion_report(truth[rows], probs[rows], LABELS) for rows in (slice(0, 25), slice(25, 60))]
-    for report in folds:
-        report["gender_accuracy"] = None
-    whole = emotion_report(truth, probs, LABELS)
+    gender_truth = rng.integers(-1, 2, 60)
+    gender_probs = rng.dirichlet(np.ones(2), 60)
+    silent = [3, 17, 40]  # clips without speech
+    probs[silent] = np.nan
+    gender_probs[silent] = np.nan
+    folds = [_report(truth[rows], probs[rows], gender_truth[rows], gender_probs[rows])
+             for rows in (slice(0, 25), slice(25, 60))]
+    whole = _report(truth, probs, gender_truth, gender_probs)
     pool = pooled(folds)
     assert pool["no_speech"] == 3
     assert pool["uar"] == whole["uar"]
     assert pool["accuracy"] == whole["accuracy"]
     assert pool["per_class_recall"] == {label: whole["per_class"][label]["recall"] for label in LABELS}
+    assert abs(pool["gender_accuracy"] - whole["gender_accuracy"]) < 1e-4  # fold figures are rounded to 1e-4

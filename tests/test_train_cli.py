@@ -243,5 +243,5 @@ def test_report_counts_the_clips_a_replay_found_no_speech_in():
         return {"uar_at_level": {"-10 dB": {"adapt": 0.6, "cold": 0.5, **silent}}, "in_room": {"room": room}}
 
     assert _level_note(stream(no_speech=0)).count("without speech") == 0
-    assert _level_note(stream(no_speech=25)).count("25 clips without speech, each an error in the UAR") == 2
+    assert _level_note(stream(no_speech=25)).count("25 clips without speech, counted as errors") == 2
     assert "Pooled before" in _level_note({**stream(), "note": "Pooled before the fix."})  # a card's own note
