@@ -15,7 +15,7 @@ from realtime.scorer import Scorer
 from realtime.sources import DEFAULT_BLOCK, FileSource, SourceError
 from ser_train.corpora import Clip
 from ser_train.dataset import played
-from ser_train.metrics import emotion_report, gender_accuracy
+from ser_train.metrics import by_session_position, emotion_report, gender_accuracy
 from ser_train.noise import Noise, Room, speaker_levels
 from ser_train.progress import progress_bar
 from ser_train.sessions import GENDERS
@@ -76,12 +76,13 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     pipeline = Pipeline(scorer, adapt=True)
     levels = speaker_levels(usable) if noise else {}
     line = BandPass(*band_hz, pipeline.sample_rate) if band_hz else None
-    truth, emotion_rows, gender_truth, gender_rows, unreadable = [], [], [], [], []
+    truth, emotion_rows, gender_truth, gender_rows, unreadable, places = [], [], [], [], [], []
     with progress_bar("evaluate", enabled=progress) as bar:
         task = bar.add_task("evaluate", total=len(usable))
         for session in session_order(usable, seed):
             pipeline.reset_session()
-            for clip in session:
+            for place, clip in enumerate(session, start=1):
+                places.append(place)
                 if not adapt:
                     pipeline.reset_session()
                 pipeline.reset_stream()
@@ -96,7 +97,10 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                 emotion_rows.append(np.full(len(shared), np.nan) if result is None else result[0][shared_index])
                 gender_rows.append(np.full(len(GENDERS), np.nan) if result is None else result[1])
                 bar.advance(task)
-    report = emotion_report(np.array(truth), np.array(emotion_rows).reshape(-1, len(shared)), tuple(shared))
+    probs = np.array(emotion_rows).reshape(-1, len(shared))
+    report = emotion_report(np.array(truth), probs, tuple(shared))
+    if adapt:
+        report["by_session_position"] = by_session_position(np.array(truth), probs, np.array(places), tuple(shared))
     report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable),
                    "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
                    "gender_clips": int(np.sum(np.array(gender_truth) >= 0)),

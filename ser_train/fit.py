@@ -27,7 +27,7 @@ from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
 from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, torch_available
 from ser_train.kernels import blas_pools, unpinned_warning
-from ser_train.metrics import clip_probabilities, emotion_report, pooled
+from ser_train.metrics import clip_probabilities, emotion_report, pooled, pooled_by_position
 from ser_train.models import Candidate, candidates, gender_classifier
 from ser_train.noise import COLOURS, Noise, Room, speaker_levels
 from ser_train.progress import progress_bar
@@ -441,6 +441,8 @@ def summarise_replays(folds: list[dict[tuple[str, str], dict]], chosen: list[str
                     "no_speech": pools[(name, "adapt")]["no_speech"]}  # the VAD hears the same audio cold
              for name in conditions}
     return {**{mode: pools[("as recorded", mode)] for mode in REPLAY_MODES}, "fold_chosen": chosen,
+            "adapt_by_session_position": pooled_by_position([fold[("as recorded", "adapt")]["by_session_position"]
+                                                             for fold in folds]),
             "uar_at_level": {f"{gain:+g} dB": {key: heard[f"{gain:+g} dB"][key]
                                                for key in (*REPLAY_MODES, "no_speech")} for gain in LEVEL_SHIFTS_DB},
             "in_noise": {name: heard[name] for name, (_, noise, _) in conditions.items() if noise is not None},

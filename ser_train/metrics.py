@@ -59,6 +59,22 @@ def emotion_report(truth: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]
             "per_class": per_class, "confusion": confusion.tolist(), "labels": list(labels)}
 
 
+SESSION_POSITIONS = ((1, 5), (6, 15), (16, 30), (31, None))  # spans of a clip's 1-based place in its session
+
+
+def by_session_position(truth: np.ndarray, probs: np.ndarray, positions: np.ndarray,
+                        labels: tuple[str, ...]) -> list[dict]:
+    """:func:`emotion_report` of the clips at each span of places in their speaker's session (adapted
+    replays): how the figures grow as the session's statistics fill in. Empty spans are left out."""
+    reports = []
+    for first, last in SESSION_POSITIONS:
+        rows = (positions >= first) & (positions <= (np.inf if last is None else last))
+        if rows.any():
+            reports.append({"positions": f"{first}+" if last is None else f"{first}-{last}",
+                            **emotion_report(truth[rows], probs[rows], labels)})
+    return reports
+
+
 def gender_accuracy(truth: np.ndarray, probs: np.ndarray) -> float | None:
     """Accuracy over clips whose gender is known (truth >= 0); a clip without speech (NaN row) is an error."""
     known = truth >= 0
@@ -76,7 +92,7 @@ def pooled(reports: list[dict]) -> dict:
     support = np.array([sum(r["per_class"][label]["support"] for r in reports) for label in labels])
     n = sum(r["n"] for r in reports)
     recall = np.diag(confusion) / np.maximum(support, 1)
-    gender = [(r["gender_accuracy"], r["gender_clips"]) for r in reports if r["gender_accuracy"] is not None]
+    gender = [(r["gender_accuracy"], r["gender_clips"]) for r in reports if r.get("gender_accuracy") is not None]
     return {"n": n, "no_speech": sum(r["no_speech"] for r in reports),
             "accuracy": round(float(np.trace(confusion) / n), 4), "uar": round(float(recall[support > 0].mean()), 4),
             "per_class_recall": dict(zip(labels, recall.round(4).tolist())),
@@ -84,3 +100,11 @@ def pooled(reports: list[dict]) -> dict:
             "ece_mean_over_folds": round(float(np.mean([r["ece"] for r in reports if r["ece"] is not None])), 4),
             "confusion": confusion.tolist(), "labels": labels,
             "fold_uar": [r["uar"] for r in reports]}
+
+
+def pooled_by_position(folds: list[list[dict]]) -> list[dict]:
+    """Pool each fold's :func:`by_session_position` reports span by span: clips, no speech, accuracy, UAR."""
+    names = dict.fromkeys(span["positions"] for fold in folds for span in fold)
+    pools = {name: pooled([span for fold in folds for span in fold if span["positions"] == name]) for name in names}
+    return [{"positions": name, **{key: pool[key] for key in ("n", "no_speech", "accuracy", "uar")}}
+            for name, pool in pools.items()]

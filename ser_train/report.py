@@ -24,6 +24,7 @@ def figures_table(report: dict) -> Table:
         table.add_column(column, justify="left" if column == "emotion" else "right")
     for label, row in report["per_class"].items():
         table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+    table.caption = _position_note(report.get("by_session_position")).strip() or None
     return table
 
 
@@ -125,7 +126,7 @@ windows, features, adaptation, ONNX scoring: the same pipeline as `ser replay`).
 | mode | clips | accuracy | UAR | gender accuracy | ECE (mean over folds) | UAR per fold |
 |---|---|---|---|---|---|---|
 {rows}
-{_level_note(stream)}
+{_position_note(stream.get("adapt_by_session_position"))}{_level_note(stream)}
 ![confusion, adapted](confusion_adapt.png) ![confusion, cold](confusion_cold.png)
 
 ![per-class F1](per_class_f1.png)
@@ -194,6 +195,15 @@ def _level_note(stream: dict) -> str:
     if stream.get("note"):
         note += f"\n{stream['note']}\n"
     return note
+
+
+def _position_note(spans: list[dict] | None) -> str:
+    """Adapted figures by the clip's place in its speaker's session, when the card or report records them."""
+    if not spans:
+        return ""
+    shown = "; ".join(f"{span['positions']}: UAR {span['uar']:.3f} ({span['n']} clips)" for span in spans)
+    return (f"\nAdapted, by the clip's place in its speaker's session (clips in random order, so the first "
+            f"ones are scored before the session's statistics fill in): {shown}.\n")
 
 
 def _silent(figures: dict) -> str:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ser_train.metrics import emotion_report, gender_accuracy, pooled
+from ser_train.metrics import by_session_position, emotion_report, gender_accuracy, pooled, pooled_by_position
 
 LABELS = ("neutral", "happy", "sad")
 
@@ -38,3 +38,19 @@ def test_pooled_folds_equal_one_report_over_all_clips_with_silent_clips_as_error
     assert pool["accuracy"] == whole["accuracy"]
     assert pool["per_class_recall"] == {label: whole["per_class"][label]["recall"] for label in LABELS}
     assert abs(pool["gender_accuracy"] - whole["gender_accuracy"]) < 1e-4  # fold figures are rounded to 1e-4
+
+
+def test_figures_by_session_position_pool_over_folds_span_by_span():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, len(LABELS), 80)
+    probs = rng.dirichlet(np.ones(len(LABELS)), 80)
+    probs[[2, 50]] = np.nan
+    places = np.tile(np.arange(1, 41), 2)  # two sessions of 40 clips
+    spans = by_session_position(truth, probs, places, LABELS)
+    assert [s["positions"] for s in spans] == ["1-5", "6-15", "16-30", "31+"]
+    assert [s["n"] for s in spans] == [10, 20, 30, 20]
+    assert spans[0]["uar"] == emotion_report(truth[places <= 5], probs[places <= 5], LABELS)["uar"]
+    folds = [by_session_position(truth[rows], probs[rows], places[rows], LABELS)
+             for rows in (slice(0, 40), slice(40, 80))]
+    assert pooled_by_position(folds) == [{key: s[key] for key in ("positions", "n", "no_speech", "accuracy", "uar")}
+                                         for s in spans]

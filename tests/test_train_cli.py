@@ -35,6 +35,8 @@ def test_evaluate_counts_skips_and_silent_clips(tmp_path, tiny_model, adapt):
     assert sum(map(sum, report["confusion"])) == 4     # the silent clip is an error, not a row
     assert 0 <= report["uar"] <= 1 and set(report["per_class"]) == {"sad", "angry"}
     assert report["gender_accuracy"] is None           # the folder corpus has no genders
+    spans = report.get("by_session_position")          # adapted: figures by the clip's place in its session
+    assert (sum(span["n"] for span in spans) == 5 and spans[0]["positions"] == "1-5") if adapt else spans is None
 
 
 def test_session_order_is_seeded_and_grouped_by_speaker(tmp_path):
