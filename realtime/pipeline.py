@@ -104,17 +104,18 @@ class Pipeline:
     ----------
     scorer : Scorer
         Loaded model; its card fixes the feature spec and adaptation prior.
-    vad : VadConfig
-        Windowing parameters.
+    vad : VadConfig or None
+        Windowing parameters; None: the ones the model's card was trained with.
     adapt : bool
         Normalise with running session statistics (else population statistics only).
     """
 
-    def __init__(self, scorer: Scorer, vad: VadConfig = VadConfig(), adapt: bool = True) -> None:
+    def __init__(self, scorer: Scorer, vad: VadConfig | None = None, adapt: bool = True) -> None:
         card = scorer.card
         self.scorer = scorer
         self.sample_rate = card.spec.sample_rate
-        self.windows = WindowFeaturizer(card.spec, vad, keep_frames=card.uses_frames, band_hz=card.band_hz)
+        self.windows = WindowFeaturizer(card.spec, card.vad if vad is None else vad, keep_frames=card.uses_frames,
+                                        band_hz=card.band_hz)
         adapt_config = AdaptConfig(card.adapt.prior_windows, card.adapt.forgetting, enabled=adapt)
         self.adapter = SpeakerAdapter(card.pop_mean, card.pop_std, adapt_config)
         self.frame_adapter = (SpeakerAdapter(card.frame_pop_mean, card.frame_pop_std, adapt_config)

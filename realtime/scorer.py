@@ -12,6 +12,7 @@ import numpy as np
 from realtime.adapt import AdaptConfig
 from realtime.channel import pass_band
 from realtime.features import FeatureSpec
+from realtime.vad import VadConfig
 
 CARD_FORMAT = 1
 INPUT_NAME = "features"
@@ -52,6 +53,7 @@ class ModelCard:
     band_hz: tuple[float, float] | None = None   # the pass band all audio is heard through (telephone models)
     frame_pop_mean: np.ndarray | None = None   # frame-model members only: the frame columns' population
     frame_pop_std: np.ndarray | None = None
+    vad: VadConfig = VadConfig()   # the VAD its training windows were cut with (cards before the field: the default)
 
     @property
     def uses_frames(self) -> bool:
@@ -96,7 +98,7 @@ class ModelCard:
                                          forgetting=float(adaptation["forgetting"])),
                        gender_trained=bool(raw.get("gender_trained", True)), raw=raw,
                        trained_on_rate_hz=int(raw.get("trained_on_rate_hz", spec.sample_rate)),
-                       band_hz=_band(raw.get("band_hz"), spec.sample_rate),
+                       band_hz=_band(raw.get("band_hz"), spec.sample_rate), vad=VadConfig(**raw.get("vad", {})),
                        **_frame_stats(raw.get("frame_model")))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelError):

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--band", type=band_arg, metavar="LOW-HIGH",
                      help="hear all audio through this pass band in Hz, e.g. 300-3400 for a telephone line; "
                           "the model then hears everything it scores through it too (default: the full band)")
+    fit.add_argument("--vad-hears-silence", action="store_true",
+                     help="let the VAD's webrtcvad hear every frame, not only those that pass its energy gate, so "
+                          "it keeps quiet speech (the card makes the runtime serve the model the same way; not in "
+                          "the shipped models: see the README)")
     fit.add_argument("--seed", type=int, default=0,
                      help="seed of every random choice: session orders, classifier and CNN training (default 0)")
 
@@ -155,7 +159,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None,
                        gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies or args.gender_copies else 0.0,
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,
-                       copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None)
+                       copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None,
+                       vad_hears_silence=args.vad_hears_silence)
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console, args.keep_folds)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")

@@ -111,6 +111,12 @@ def rate_range(clips: list[Clip]) -> tuple[int, int] | None:
     return (min(rates), max(rates)) if rates else None
 
 
+def _windowing(vad: VadConfig) -> dict:
+    """The VAD settings a cache key holds: a setting added since is left out at its old behaviour, so the
+    entries cached before it existed stay valid."""
+    return {key: value for key, value in asdict(vad).items() if key != "webrtc_hears_silence" or value}
+
+
 def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float, gain_db: float,
                noise: Noise | None, band_hz: Band, room: Room | None) -> str:
     stat = path.stat()
@@ -121,7 +127,7 @@ def _cache_key(path: Path, spec: FeatureSpec, vad: VadConfig, factor: float, gai
         copy.append({"band_hz": list(band_hz)})
     if room is not None:
         copy.append({"room": asdict(room), "pre_delay_s": Room.PRE_DELAY_S})
-    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), asdict(vad), *copy,
+    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.hash(), _windowing(vad), *copy,
                        CACHE_LAYOUT], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

@@ -21,6 +21,7 @@ from realtime.adapt import AdaptConfig, SpeakerAdapter
 from realtime.channel import band_text
 from realtime.features import DEFAULT_SPEC
 from realtime.scorer import CARD_FORMAT, Scorer
+from realtime.vad import VadConfig
 from ser_train.corpora import Clip
 from ser_train.dataset import extract, rate_range
 from ser_train.evaluate import evaluate
@@ -67,6 +68,7 @@ class FitConfig:
     copy_rt60_s: tuple[float, float] | None = None   # a voice copy's reverberant room, RT60 uniform in s; None: dry
     copy_drr_db: tuple[float, float] = REVERB_COPY_DRR_DB   # and its direct-to-reverberant ratio, uniform in dB
     copy_reverb_share: float = REVERB_COPY_SHARE            # the share of the copies heard in a room
+    vad_hears_silence: bool = False   # webrtcvad hears every frame (VadConfig.webrtc_hears_silence)
     search_session_orders: int = 1
     seed: int = 0
     prior_windows: float = 2.0
@@ -74,6 +76,11 @@ class FitConfig:
     streaming_cv: bool = True
     frame_model: bool = True       # ensemble the window model with the frame CNN (needs PyTorch)
     frame: FrameModelConfig = FrameModelConfig()
+
+
+def fit_vad(fit: FitConfig) -> VadConfig:
+    """The VAD that cuts the training windows, and that the card then tells the runtime to serve with."""
+    return VadConfig(webrtc_hears_silence=fit.vad_hears_silence)
 
 
 def session_rng(clip: Clip, factor: float, fit: FitConfig, kind: str = "") -> np.random.Generator:
@@ -266,7 +273,8 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
     card = {"format": CARD_FORMAT, "name": name, "labels": list(labels), "gender_labels": list(GENDERS),
             "gender_trained": gender_trained,
             "sample_rate": DEFAULT_SPEC.sample_rate, "trained_on_rate_hz": trained_on_rate_hz,
-            "band_hz": list(fit.band_hz) if fit.band_hz else None, "feature_spec": asdict(DEFAULT_SPEC),
+            "band_hz": list(fit.band_hz) if fit.band_hz else None, "vad": asdict(fit_vad(fit)),
+            "feature_spec": asdict(DEFAULT_SPEC),
             "feature_spec_hash": DEFAULT_SPEC.hash(), "feature_dim": DEFAULT_SPEC.dim, "model_input_dim": 2 * DEFAULT_SPEC.dim,
             "adaptation": {"pop_mean": adapter.pop_mean.round(6).tolist(),
                            "pop_std": np.sqrt(adapter.pop_var).round(6).tolist(),
@@ -330,7 +338,7 @@ def _gender_table(clips: list[Clip], fit: FitConfig, levels: dict[str, float],
     return window_table(extract(clips, DEFAULT_SPEC, factors=near,
                                 gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                 noise=lambda clip, factor: session_noise(clip, factor, fit, levels, gender_copy=True),
-                                band_hz=fit.band_hz), labels)
+                                band_hz=fit.band_hz, vad=fit_vad(fit)), labels)
 
 
 def _check_speakers(n: int, fit: FitConfig) -> None:
@@ -359,11 +367,13 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     if fit.band_hz:
         band += (f" All audio, training copies and replays alike, is heard through a {band_text(fit.band_hz)} Hz "
                  f"pass band (a telephone line), as the model hears everything when served.")
+    if fit.vad_hears_silence:
+        band += " The VAD's webrtcvad hears every frame, not only those that pass its energy gate, as when served."
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
                                  gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                  noise=lambda clip, factor: session_noise(clip, factor, fit, levels),
-                                 band_hz=fit.band_hz, room=lambda clip, factor: session_room(clip, factor, fit)),
-                         labels)
+                                 band_hz=fit.band_hz, room=lambda clip, factor: session_room(clip, factor, fit),
+                                 vad=fit_vad(fit)), labels)
     gender_table = _gender_table(clips, fit, levels, labels)
     speakers = np.unique(table.speaker)
     _check_speakers(len(speakers), fit)                         # a speaker whose clips hold no speech is gone

@@ -30,3 +30,16 @@ def test_extract_plays_each_copy_at_its_level_and_caches_levels_apart(tmp_path: 
     assert len(list(cache.rglob("*.npz"))) == 2
     again = extract([clip], DEFAULT_SPEC, cache_dir=cache, workers=1, gain_db=level(-12))[0]
     np.testing.assert_array_equal(again.vectors, quieter.vectors)
+
+
+
+def test_a_vad_that_hears_silence_caches_apart_and_the_default_keeps_its_old_keys(tmp_path: Path):
+    from ser_train.dataset import _cache_key, _windowing
+    from realtime.vad import VadConfig
+
+    path = tmp_path / "a.wav"
+    sf.write(path, bursts(total_s=1.0, spans=((0.2, 0.8, "noise"),)), 16000)
+    key = lambda vad: _cache_key(path, DEFAULT_SPEC, vad, 1.0, 0.0, None, None, None)  # noqa: E731
+    assert key(VadConfig()) != key(VadConfig(webrtc_hears_silence=True))
+    assert "webrtc_hears_silence" not in _windowing(VadConfig())          # as keyed before the setting existed
+    assert _windowing(VadConfig(webrtc_hears_silence=True))["webrtc_hears_silence"] is True

@@ -1,4 +1,5 @@
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 from realtime.features import DEFAULT_SPEC
 from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path
+from realtime.vad import VadConfig
 from tests.conftest import copy_model, edit_card
 
 
@@ -91,4 +93,22 @@ def test_card_and_graph_must_agree_about_frames(tiny_model, tmp_path):
         Scorer(model, DEFAULT_SPEC)
     edit_card(model, frame_model={"weight": 0.5, "pop_mean": [0.0] * 3, "pop_std": [1.0] * 3})
     with pytest.raises(ModelError, match="wrong size"):
+        Scorer(model, DEFAULT_SPEC)
+
+
+def test_the_card_names_the_vad_its_windows_were_cut_with(tiny_model, tmp_path):
+    from realtime.pipeline import Pipeline
+
+    model = copy_model(tiny_model, tmp_path)
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card.pop("vad") == asdict(VadConfig())                            # written by the fit
+    model.with_suffix(".json").write_text(json.dumps(card))
+    assert Scorer(model, DEFAULT_SPEC).card.vad == VadConfig()               # cards before the field: the default
+    edit_card(model, vad={"webrtc_hears_silence": True})
+    scorer = Scorer(model, DEFAULT_SPEC)
+    assert scorer.card.vad.webrtc_hears_silence
+    assert Pipeline(scorer).windows.frame_vad._hears_silence                     # served as trained
+    assert not Pipeline(scorer, vad=VadConfig()).windows.frame_vad._hears_silence
+    edit_card(model, vad={"no_such_setting": 1})
+    with pytest.raises(ModelError, match="malformed"):
         Scorer(model, DEFAULT_SPEC)

@@ -132,7 +132,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     frame_model = ["--frame-epochs", "2"] if torch_available() else ["--no-frame-model"]
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--band", "300-3400",
-                     "--noisy-gender-copies", "--reverb-copies", "--out", str(out),
+                     "--noisy-gender-copies", "--reverb-copies", "--vad-hears-silence", "--out", str(out),
                      "--report", str(tmp_path / "rep"), "--keep-folds", str(tmp_path / "folds")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
@@ -150,6 +150,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["training"]["fit_config"]["copy_rt60_s"] == [0.2, 1.0]
     assert "heard in a synthetic reverberant room" in card["metrics"]["protocol"]
     assert card["band_hz"] == [300.0, 3400.0] and "300-3400 Hz pass band" in card["metrics"]["protocol"]
+    assert card["vad"]["webrtc_hears_silence"] and "webrtcvad hears every frame" in card["metrics"]["protocol"]
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
     assert len(stream["fold_chosen"]) == 2 and all(c.startswith("logreg(") for c in stream["fold_chosen"])
@@ -195,6 +196,8 @@ def test_reproduce_command_carries_every_non_default_setting():
     assert reproduce_command(card(heard)) == f"{command} --reverb-copies --gender-copies --out models/m"
     phone = FitConfig(band_hz=(300.0, 3400.0))
     assert reproduce_command(card(phone)) == f"{command} --band 300-3400 --out models/m"
+    hears = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, vad_hears_silence=True)
+    assert reproduce_command(card(hears)) == f"{command} --reverb-copies --vad-hears-silence --out models/m"
 
 
 def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):

@@ -98,3 +98,23 @@ def test_a_reset_detector_hears_a_new_stream_as_a_fresh_one_would():
     vad.reset()
     np.testing.assert_array_equal(vad.push(quiet), fresh)
     assert fresh.any()
+
+
+def test_a_vad_whose_webrtcvad_hears_silence_keeps_quiet_speech_and_still_obeys_the_gate():
+    import soundfile as sf
+
+    from realtime.cli import demo_path
+
+    speech, rate = sf.read(str(demo_path()), dtype="float32")
+    quiet = speech * np.float32(10 ** (-30 / 20))   # the bundled demo, 30 dB quieter
+    flags = {}
+    for hears in (False, True):
+        vad = FrameVad(rate, HOP, VadConfig(webrtc_hears_silence=hears))
+        flags[hears] = vad.push(quiet)
+    gate = FrameVad(rate, HOP, VadConfig())
+    gate._vad = type("Always", (), {"is_speech": lambda self, frame, rate: True})()   # the energy gate alone
+    passed = gate.push(quiet)
+    assert flags[True].sum() > flags[False].sum()                    # measured: 380 speech frames against 323
+    assert not (flags[True] & ~passed).any()                         # never speech where the gate says no
+    config = VadConfig(webrtc_hears_silence=True)
+    assert len(segments(windows(quiet, config))) > len(segments(windows(quiet, VadConfig())))   # 7 against 5
