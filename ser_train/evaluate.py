@@ -97,13 +97,13 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                 emotion_rows.append(np.full(len(shared), np.nan) if result is None else result[0][shared_index])
                 gender_rows.append(np.full(len(GENDERS), np.nan) if result is None else result[1])
                 bar.advance(task)
-    probs = np.array(emotion_rows).reshape(-1, len(shared))
-    report = emotion_report(np.array(truth), probs, tuple(shared))
+    truth, probs, genders = np.array(truth), np.array(emotion_rows).reshape(-1, len(shared)), np.array(gender_truth)
+    report = emotion_report(truth, probs, tuple(shared))
     if adapt:
-        report["by_session_position"] = by_session_position(np.array(truth), probs, np.array(places), tuple(shared))
+        report["by_session_position"] = by_session_position(truth, probs, np.array(places), tuple(shared))
     report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable),
-                   "gender_accuracy": gender_accuracy(np.array(gender_truth), np.array(gender_rows).reshape(-1, 2)),
-                   "gender_clips": int(np.sum(np.array(gender_truth) >= 0)),
+                   "gender_accuracy": gender_accuracy(genders, np.array(gender_rows).reshape(-1, 2)),
+                   "gender_clips": int(np.sum(genders >= 0)),
                    "adapt": adapt, "seed": seed, "gain_db": gain_db,
                    "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]},
                    "band_hz": list(band_hz) if band_hz else None, "reverb_s": reverb_s,
