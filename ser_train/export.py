@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,15 @@ class ExportError(RuntimeError):
 
 
 def _head(estimator: ClassifierMixin, dim: int, prefix: str) -> onnx.ModelProto:
-    """Convert one classifier (probabilities as a plain tensor) and prefix every name in it."""
-    model = convert_sklearn(estimator, initial_types=[(INPUT_NAME, FloatTensorType([None, dim]))],
-                            target_opset={"": TARGET_OPSET, "ai.onnx.ml": 3}, options={"zipmap": False})
+    """Convert one classifier (probabilities as a plain tensor) and prefix every name in it.
+
+    skl2onnx's SVC converter reads ``probA_``/``probB_``, which scikit-learn 1.9 deprecates; our
+    SVCs are calibrated outside, so both are empty and the warning says nothing about our model.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Attribute `prob[AB]_` was deprecated", category=FutureWarning)
+        model = convert_sklearn(estimator, initial_types=[(INPUT_NAME, FloatTensorType([None, dim]))],
+                                target_opset={"": TARGET_OPSET, "ai.onnx.ml": 3}, options={"zipmap": False})
     return onnx.compose.add_prefix(model, prefix)
 
 

@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,18 @@ def _subnormal_weights(model: onnx.ModelProto) -> int:
     arrays = [numpy_helper.to_array(i) for i in model.graph.initializer]
     return sum(int(np.count_nonzero((a != 0) & (np.abs(a) < np.finfo(np.float32).tiny)))
                for a in arrays if a.dtype == np.float32)
+
+
+def test_calibrated_svc_exports_without_the_deprecated_attribute_warning():
+    """scikit-learn 1.9 warns when skl2onnx reads SVC.probA_/probB_; the export keeps fit logs free of it."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(96) % len(LABELS)
+    x = (rng.standard_normal((96, WIDTH)) + labels[:, None] * 0.05).astype(np.float32)
+    emotion = next(c for c in candidates(["svc"])).build(np.repeat(np.arange(6), 16)).fit(x, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        converted = _head(emotion, WIDTH, "emo_")
+    assert any(node.op_type == "SVMClassifier" for node in converted.graph.node)
 
 
 def test_subnormal_weights_are_flushed_without_changing_the_scores(tmp_path):
