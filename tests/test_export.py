@@ -21,11 +21,16 @@ from tests.conftest import LABELS, bursts
 WIDTH = 2 * DEFAULT_SPEC.dim
 
 
+def _toy_windows(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` labels cycling through LABELS, and float32 windows each shifted slightly by its label."""
+    labels = np.arange(n) % len(LABELS)
+    return labels, (rng.standard_normal((n, WIDTH)) + labels[:, None] * 0.05).astype(np.float32)
+
+
 @pytest.mark.parametrize("candidate", candidates(["logreg", "svc", "mlp", "hgb"])[::2], ids=lambda c: c.family)
 def test_onnx_equals_sklearn_for_every_family(candidate, tmp_path):
     rng = np.random.default_rng(0)
-    labels = np.arange(240) % len(LABELS)
-    x = (rng.standard_normal((240, WIDTH)) + labels[:, None] * 0.05).astype(np.float32)
+    labels, x = _toy_windows(rng, 240)
     speakers = np.repeat(np.arange(6), 40)
     emotion = candidate.build(speakers)
     if candidate.family == "hgb":
@@ -51,8 +56,7 @@ def test_onnx_equals_sklearn_for_every_family(candidate, tmp_path):
 def test_frame_ensemble_graph_equals_the_blend_and_serves_in_the_pipeline(tmp_path):
     """The merged graph gives (1 - w) * sklearn + w * torch, and a pipeline feeds it frames from real windows."""
     rng = np.random.default_rng(0)
-    labels = np.arange(48) % len(LABELS)
-    x = (rng.standard_normal((48, WIDTH)) + labels[:, None] * 0.05).astype(np.float32)
+    labels, x = _toy_windows(rng, 48)
     emotion = LogisticRegression(max_iter=500).fit(x, labels)
     gender = LogisticRegression(max_iter=500).fit(x, labels % 2)
     columns = len(DEFAULT_SPEC.frame_names)
@@ -88,8 +92,7 @@ def test_subnormal_weights_are_flushed_without_changing_the_scores(tmp_path):
     from sklearn.neural_network import MLPClassifier
 
     rng = np.random.default_rng(0)
-    labels = np.arange(160) % len(LABELS)
-    x = (rng.standard_normal((160, WIDTH)) + labels[:, None] * 0.05).astype(np.float32)
+    labels, x = _toy_windows(rng, 160)
     emotion = MLPClassifier((16,), max_iter=50, random_state=0).fit(x, labels)
     emotion.coefs_[0][::3] = 1e-41      # as decay leaves unused inputs' weights
     gender = LogisticRegression(max_iter=500).fit(x, labels % 2)
