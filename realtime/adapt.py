@@ -10,11 +10,20 @@ import numpy as np
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    """Session normalisation: prior weight (in windows) and per-window forgetting factor."""
+    """Session normalisation: prior weight (in windows) and per-window forgetting factor.
+
+    ``variance_prior_windows`` is the prior's weight on the variance alone (None: ``prior_windows``).
+    A session's variance from a few windows is far noisier than its mean, so it may be shrunk harder.
+    """
 
     prior_windows: float = 2.0
     forgetting: float = 0.98
     enabled: bool = True
+    variance_prior_windows: float | None = None
+
+    @property
+    def variance_prior(self) -> float:
+        return self.prior_windows if self.variance_prior_windows is None else self.variance_prior_windows
 
 
 class SpeakerAdapter:
@@ -53,11 +62,11 @@ class SpeakerAdapter:
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         """Standardise ``x`` (``(dim,)`` or ``(n_frames, dim)``) with the current shrunk session statistics."""
-        k = self.config.prior_windows
-        total = k + self.weight
-        mean = (k * self.pop_mean + self._sum) / total
-        second = (k * (self.pop_var + self.pop_mean ** 2) + self._sum_sq) / total
-        std = np.sqrt(np.maximum(second - mean ** 2, 1e-6 * self.pop_var + 1e-12))
+        k, k_var, w = self.config.prior_windows, self.config.variance_prior, self.weight
+        mean = (k * self.pop_mean + self._sum) / (k + w)
+        # spread about that mean: k_var windows of the population's, then the session's own windows
+        spread = k_var * (self.pop_var + (self.pop_mean - mean) ** 2) + self._sum_sq - mean * (2 * self._sum - w * mean)
+        std = np.sqrt(np.maximum(spread / (k_var + w), 1e-6 * self.pop_var + 1e-12))
         return ((x - mean) / std).astype(np.float32)
 
     def model_input(self, x: np.ndarray) -> np.ndarray:

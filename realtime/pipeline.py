@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 
-from realtime.adapt import AdaptConfig, Smoother, SpeakerAdapter
+from realtime.adapt import Smoother, SpeakerAdapter
 from realtime.channel import BandPass
 from realtime.features import FeatureSpec, FeatureStream, functionals
 from realtime.scorer import Scorer
@@ -116,7 +116,7 @@ class Pipeline:
         self.sample_rate = card.spec.sample_rate
         self.windows = WindowFeaturizer(card.spec, card.vad if vad is None else vad, keep_frames=card.uses_frames,
                                         band_hz=card.band_hz)
-        adapt_config = AdaptConfig(card.adapt.prior_windows, card.adapt.forgetting, enabled=adapt)
+        adapt_config = replace(card.adapt, enabled=adapt)
         self.adapter = SpeakerAdapter(card.pop_mean, card.pop_std, adapt_config)
         self.frame_adapter = (SpeakerAdapter(card.frame_pop_mean, card.frame_pop_std, adapt_config)
                               if card.uses_frames else None)

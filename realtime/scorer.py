@@ -91,11 +91,13 @@ class ModelCard:
             spec_dict["percentiles"] = tuple(spec_dict["percentiles"])
             spec = FeatureSpec(**spec_dict)
             adaptation = raw["adaptation"]
+            variance_prior = adaptation.get("variance_prior_windows")   # cards before it: the prior's own weight
             card = cls(name=raw["name"], labels=list(raw["labels"]), gender_labels=list(raw["gender_labels"]),
                        spec=spec, pop_mean=np.asarray(adaptation["pop_mean"], dtype=np.float64),
                        pop_std=np.asarray(adaptation["pop_std"], dtype=np.float64),
                        adapt=AdaptConfig(prior_windows=float(adaptation["prior_windows"]),
-                                         forgetting=float(adaptation["forgetting"])),
+                                         forgetting=float(adaptation["forgetting"]),
+                                         variance_prior_windows=None if variance_prior is None else float(variance_prior)),
                        gender_trained=bool(raw.get("gender_trained", True)), raw=raw,
                        trained_on_rate_hz=int(raw.get("trained_on_rate_hz", spec.sample_rate)),
                        band_hz=_band(raw.get("band_hz"), spec.sample_rate), vad=VadConfig(**raw.get("vad", {})),

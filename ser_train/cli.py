@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from realtime.adapt import AdaptConfig
 from realtime.channel import pass_band        # numpy loads here, after ser_train/__init__ pinned the BLAS kernel
 from realtime.features import DEFAULT_SPEC
 from ser_train.frame_model import FrameModelConfig
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="let the VAD's webrtcvad hear every frame, not only those that pass its energy gate, so "
                           "it keeps quiet speech (the card makes the runtime serve the model the same way; not in "
                           "the shipped models: see the README)")
+    fit.add_argument("--variance-prior-windows", type=float, metavar="K",
+                     help="weight, in windows, of the population prior on each session's feature variance: a variance "
+                          f"from a few windows is noisier than a mean (default: the mean's prior, "
+                          f"{AdaptConfig.prior_windows:g} windows; not in the shipped models: see the README)")
     fit.add_argument("--seed", type=int, default=0,
                      help="seed of every random choice: session orders, classifier and CNN training (default 0)")
 
@@ -140,6 +145,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
 
     if args.frame_epochs < 1:
         raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
+    if args.variance_prior_windows is not None and not 0 < args.variance_prior_windows < math.inf:
+        raise ValueError(f"--variance-prior-windows must be a positive number, got {args.variance_prior_windows:g}")
     if args.keep_folds and args.no_streaming_cv:
         raise ValueError("--keep-folds keeps the streaming CV's fold models; it cannot go with --no-streaming-cv")
     clips = scan_all(args.corpus, console)
@@ -160,7 +167,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies or args.gender_copies else 0.0,
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,
                        copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None,
-                       vad_hears_silence=args.vad_hears_silence)
+                       vad_hears_silence=args.vad_hears_silence, variance_prior_windows=args.variance_prior_windows)
     card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console, args.keep_folds)
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")

@@ -71,11 +71,17 @@ class FitConfig:
     vad_hears_silence: bool = False   # webrtcvad hears every frame (VadConfig.webrtc_hears_silence)
     search_session_orders: int = 1
     seed: int = 0
-    prior_windows: float = 2.0
-    forgetting: float = 0.98
+    prior_windows: float = AdaptConfig.prior_windows
+    forgetting: float = AdaptConfig.forgetting
+    variance_prior_windows: float | None = None   # the prior's weight on the variance; None: prior_windows
     streaming_cv: bool = True
     frame_model: bool = True       # ensemble the window model with the frame CNN (needs PyTorch)
     frame: FrameModelConfig = FrameModelConfig()
+
+
+def adapt_config(fit: FitConfig) -> AdaptConfig:
+    """The session normalisation that training simulates and the card tells the runtime to serve with."""
+    return AdaptConfig(fit.prior_windows, fit.forgetting, variance_prior_windows=fit.variance_prior_windows)
 
 
 def fit_vad(fit: FitConfig) -> VadConfig:
@@ -154,7 +160,7 @@ def _fit_heads(table: WindowTable, candidate: Candidate, fit: FitConfig, orders:
 
     ``gender_table``'s windows (noisy copies) train the gender head too, normalised the same way.
     """
-    adapt = AdaptConfig(fit.prior_windows, fit.forgetting)
+    adapt = adapt_config(fit)
     z, rows, adapter = training_rows(table, adapt, orders, fit.seed)
     emotion = candidate.build(table.speaker[rows], fit.seed).fit(z, table.label[rows])
     known = (table.gender[rows] >= 0) & gender_voices(table.factor[rows], fit)
@@ -174,7 +180,7 @@ def _fit_frame_member(table: WindowTable, fit: FitConfig) -> FrameMember:
     from ser_train.frame_model import train_frame_member
 
     adapter = SpeakerAdapter(*population_stats(np.concatenate(table.frames).astype(np.float64)),
-                             AdaptConfig(fit.prior_windows, fit.forgetting))
+                             adapt_config(fit))
     variants: list[list[np.ndarray]] = [[] for _ in range(len(table.label))]
     for inputs, rows in simulated_sessions(table, table.frames, adapter, fit.frame.session_orders, fit.seed):
         for z, row in zip(inputs, rows):
@@ -278,7 +284,9 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
             "feature_spec_hash": DEFAULT_SPEC.hash(), "feature_dim": DEFAULT_SPEC.dim, "model_input_dim": 2 * DEFAULT_SPEC.dim,
             "adaptation": {"pop_mean": adapter.pop_mean.round(6).tolist(),
                            "pop_std": np.sqrt(adapter.pop_var).round(6).tolist(),
-                           "prior_windows": fit.prior_windows, "forgetting": fit.forgetting},
+                           "prior_windows": fit.prior_windows, "forgetting": fit.forgetting,
+                           **({} if fit.variance_prior_windows is None
+                              else {"variance_prior_windows": fit.variance_prior_windows})},
             "training": {"corpora": corpora, "fit_config": asdict(fit), "environment": training_environment(),
                          "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
             "metrics": metrics, "licence": LICENCE}
@@ -369,6 +377,9 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                  f"pass band (a telephone line), as the model hears everything when served.")
     if fit.vad_hears_silence:
         band += " The VAD's webrtcvad hears every frame, not only those that pass its energy gate, as when served."
+    if fit.variance_prior_windows is not None:
+        band += (f" Session normalisation shrinks each session's variance towards the population's with the weight of "
+                 f"{fit.variance_prior_windows:g} windows (its mean with {fit.prior_windows:g}), as when served.")
     table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
                                  gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                  noise=lambda clip, factor: session_noise(clip, factor, fit, levels),

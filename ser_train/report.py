@@ -165,6 +165,8 @@ def reproduce_command(card: dict) -> str:
     noise += " --reverb-copies" if config.get("copy_rt60_s") else ""
     noise += " --gender-copies" if config.get("gender_copy_span") and not config.get("copy_snr_db") else ""
     noise += " --vad-hears-silence" if config.get("vad_hears_silence") else ""
+    if config.get("variance_prior_windows") is not None:
+        noise += f" --variance-prior-windows {config['variance_prior_windows']:g}"
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
     band = f" --band {band_text(config['band_hz'])}" if config.get("band_hz") else ""
     return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{band}{seed} "

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from realtime.adapt import AdaptConfig, Smoother, SpeakerAdapter, normalize_session
 
@@ -9,12 +10,14 @@ def adapter(**kwargs) -> SpeakerAdapter:
     return SpeakerAdapter(np.zeros(DIM), np.ones(DIM), AdaptConfig(**kwargs))
 
 
-def test_window_n_never_sees_later_windows():
+@pytest.mark.parametrize("variance_prior", [None, 10.0])
+def test_window_n_never_sees_later_windows(variance_prior):
     rng = np.random.default_rng(0)
     session = rng.normal(3.0, 2.0, (20, DIM))
     altered = session.copy()
     altered[12:] = rng.normal(-50.0, 9.0, (8, DIM))
-    a, b = np.array(normalize_session(session, adapter())), np.array(normalize_session(altered, adapter()))
+    config = {"variance_prior_windows": variance_prior}
+    a, b = (np.array(normalize_session(s, adapter(**config))) for s in (session, altered))
     np.testing.assert_array_equal(a[:12], b[:12])
     assert not np.allclose(a[12:], b[12:])
 
@@ -28,6 +31,28 @@ def test_starts_at_the_population_and_moves_to_the_speaker():
         ad.update(rng.normal(4.0, 0.5, DIM))
     assert np.all(np.abs(ad.normalize(x)) < 0.3)  # the speaker's own mean is now near zero
     assert ad.windows_seen == 200
+
+
+def _std(ad: SpeakerAdapter) -> np.ndarray:
+    """The standard deviation the adapter divides by: one over the slope of its z-score."""
+    return 1.0 / (ad.normalize(np.ones(DIM)) - ad.normalize(np.zeros(DIM)))
+
+
+def test_a_variance_prior_shrinks_the_session_variance_alone():
+    rng = np.random.default_rng(3)
+    windows = rng.normal(0.5, 0.2, (40, DIM))        # the population: mean 0, std 1
+    kept = {"forgetting": 1.0}
+    same, default = adapter(variance_prior_windows=2.0, **kept), adapter(**kept)
+    firm = adapter(variance_prior_windows=1e6, **kept)
+    for x in windows:
+        for ad in (same, default, firm):
+            ad.update(x)
+    np.testing.assert_array_equal(same.normalize(windows), default.normalize(windows))  # = the mean's prior
+    mean = windows.mean(axis=0) * 40 / 42   # 40 of the mean's 42 windows are the session's
+    for ad in (default, firm):              # and it adapts alike
+        np.testing.assert_allclose(ad.normalize(np.zeros(DIM)) * _std(ad), -mean, rtol=1e-4)
+    assert np.all(_std(default) < 0.45)                     # the session's spread, widened by the shifted prior
+    np.testing.assert_allclose(_std(firm), np.sqrt(1 + mean ** 2), rtol=1e-3)   # the population's, about that mean
 
 
 def test_model_input_keeps_population_view():

@@ -112,3 +112,18 @@ def test_the_card_names_the_vad_its_windows_were_cut_with(tiny_model, tmp_path):
     edit_card(model, vad={"no_such_setting": 1})
     with pytest.raises(ModelError, match="malformed"):
         Scorer(model, DEFAULT_SPEC)
+
+
+def test_the_card_sets_the_variance_prior_the_runtime_adapts_with(tiny_model, tmp_path):
+    from realtime.pipeline import Pipeline
+
+    model = copy_model(tiny_model, tmp_path)
+    assert "variance_prior_windows" not in json.loads(model.with_suffix(".json").read_text())["adaptation"]
+    pipeline = Pipeline(Scorer(model, DEFAULT_SPEC))                    # cards before it: the mean's prior
+    assert pipeline.adapter.config.variance_prior == pipeline.adapter.config.prior_windows == 2.0
+    card = json.loads(model.with_suffix(".json").read_text())
+    card["adaptation"]["variance_prior_windows"] = 10
+    model.with_suffix(".json").write_text(json.dumps(card))
+    pipeline = Pipeline(Scorer(model, DEFAULT_SPEC), adapt=False)
+    assert pipeline.adapter.config.variance_prior == 10.0 and not pipeline.adapter.config.enabled
+    assert pipeline.frame_adapter is None or pipeline.frame_adapter.config.variance_prior == 10.0

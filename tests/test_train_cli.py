@@ -86,6 +86,13 @@ def test_keep_folds_without_streaming_cv_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "--keep-folds" in err and "--no-streaming-cv" in err
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_a_variance_prior_that_is_not_positive_is_one_line(tmp_path, capsys, value):
+    assert cli.main(["fit", "--corpus", f"folder={tmp_path}", "--variance-prior-windows", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--variance-prior-windows must be a positive number" in err
+
+
 def test_non_finite_gain_is_one_line(tmp_path, tiny_model, capsys):
     assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path),
                      "--gain-db", "nan"]) == 2
@@ -132,7 +139,8 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     frame_model = ["--frame-epochs", "2"] if torch_available() else ["--no-frame-model"]
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--band", "300-3400",
-                     "--noisy-gender-copies", "--reverb-copies", "--vad-hears-silence", "--out", str(out),
+                     "--noisy-gender-copies", "--reverb-copies", "--vad-hears-silence", "--variance-prior-windows", "10",
+                     "--out", str(out),
                      "--report", str(tmp_path / "rep"), "--keep-folds", str(tmp_path / "folds")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
@@ -151,6 +159,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert "heard in a synthetic reverberant room" in card["metrics"]["protocol"]
     assert card["band_hz"] == [300.0, 3400.0] and "300-3400 Hz pass band" in card["metrics"]["protocol"]
     assert card["vad"]["webrtc_hears_silence"] and "webrtcvad hears every frame" in card["metrics"]["protocol"]
+    assert card["adaptation"]["variance_prior_windows"] == 10.0 and "weight of 10 windows" in card["metrics"]["protocol"]
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
     assert len(stream["fold_chosen"]) == 2 and all(c.startswith("logreg(") for c in stream["fold_chosen"])
@@ -198,6 +207,8 @@ def test_reproduce_command_carries_every_non_default_setting():
     assert reproduce_command(card(phone)) == f"{command} --band 300-3400 --out models/m"
     hears = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, vad_hears_silence=True)
     assert reproduce_command(card(hears)) == f"{command} --reverb-copies --vad-hears-silence --out models/m"
+    firm = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, variance_prior_windows=10.0)
+    assert reproduce_command(card(firm)) == f"{command} --reverb-copies --variance-prior-windows 10 --out models/m"
 
 
 def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):
