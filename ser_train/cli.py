@@ -14,7 +14,7 @@ from rich.console import Console
 from realtime.adapt import AdaptConfig
 from realtime.channel import pass_band        # numpy loads here, after ser_train/__init__ pinned the BLAS kernel
 from realtime.features import DEFAULT_SPEC
-from ser_train.frame_model import FrameModelConfig
+from ser_train.frame_model import MASKED_FRAME_CONFIG, FrameModelConfig
 
 log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="window model only: no frame CNN in the ensemble (no PyTorch needed)")
     fit.add_argument("--frame-epochs", type=int, default=FrameModelConfig.epochs,
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
+    fit.add_argument("--frame-masks", action="store_true",
+                     help="train the frame CNN with SpecAugment-style masks: per item two stretches of up to 10 %% "
+                          "of its frames and two runs of up to 4 frame columns set to the mean (not in the shipped "
+                          "models: see the README)")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
     fit.add_argument("--keep-folds", type=Path, metavar="DIR",
                      help="keep the streaming CV's fold models in DIR (fold1.onnx ...), each card naming its held-out "
@@ -162,7 +166,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     clips = [c for c in clips if c.label in labels]
     config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
-                       frame=FrameModelConfig(epochs=args.frame_epochs), seed=args.seed,
+                       frame=FrameModelConfig(epochs=args.frame_epochs, **(MASKED_FRAME_CONFIG if args.frame_masks else {})), seed=args.seed,
                        copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None,
                        gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies or args.gender_copies else 0.0,
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,

@@ -45,6 +45,13 @@ class FrameModelConfig:
     min_crop: float = 0.8          # random crops keep 80-100 % of a window's frames
     items_per_real_window: int = 3  # with voice copies, each epoch samples 3x the real windows
     session_orders: int = 2
+    time_masks: int = 0            # SpecAugment-style masks per training item (0: none, the shipped recipe)
+    time_mask_fraction: float = 0.1  # each time mask zeroes up to this share of the item's frames
+    column_masks: int = 0
+    column_mask_width: int = 4     # each column mask zeroes up to this many frame columns, in both input halves
+
+
+MASKED_FRAME_CONFIG = dict(time_masks=2, column_masks=2)   # what `ser-train fit --frame-masks` sets
 
 
 def _network(channels: int, n_classes: int, config: FrameModelConfig):
@@ -158,8 +165,8 @@ def train_frame_member(variants: list[list[np.ndarray]], labels: np.ndarray, n_c
             chosen = rng.permutation(n)[:per_epoch]
             for start in range(0, len(chosen), config.batch):
                 rows = chosen[start:start + config.batch]
-                x, mask = _padded([_crop(variants[i][rng.integers(len(variants[i]))], config.min_crop, rng)
-                                   for i in rows])
+                x, mask = _padded([_masked(_crop(variants[i][rng.integers(len(variants[i]))], config.min_crop, rng),
+                                           config, rng) for i in rows])
                 loss = F.cross_entropy(network(x, mask), targets[rows], label_smoothing=config.label_smoothing)
                 optimiser.zero_grad()
                 loss.backward()
@@ -176,3 +183,24 @@ def _crop(x: np.ndarray, min_crop: float, rng: np.random.Generator) -> np.ndarra
     keep = int(len(x) * rng.uniform(min_crop, 1.0))
     start = rng.integers(0, len(x) - keep + 1)
     return x[start:start + keep]
+
+
+def _masked(x: np.ndarray, config: FrameModelConfig, rng: np.random.Generator) -> np.ndarray:
+    """``x`` with SpecAugment-style masks set to 0 (the normalised mean): stretches of frames, and frame columns.
+
+    ``x``'s columns are the adapted frame columns, then the same columns population-standardised;
+    a column mask zeroes a column in both halves. Without masks in ``config``, ``x`` itself, drawing nothing.
+    """
+    if not config.time_masks and not config.column_masks:
+        return x
+    x = x.copy()
+    n, half = len(x), x.shape[1] // 2
+    for _ in range(config.time_masks):
+        width = rng.integers(0, int(n * config.time_mask_fraction) + 1)
+        start = rng.integers(0, n - width + 1)
+        x[start:start + width] = 0.0
+    for _ in range(config.column_masks):
+        width = rng.integers(0, config.column_mask_width + 1)
+        start = rng.integers(0, half - width + 1)
+        x[:, start:start + width] = x[:, half + start:half + start + width] = 0.0
+    return x

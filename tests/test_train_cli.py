@@ -136,7 +136,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     for actor in ("Actor_01", "Actor_02", "Actor_03", "Actor_04"):
         shutil.copytree(SHARED_RAVDESS / actor, data / actor)
     out = tmp_path / "model" / "small"
-    frame_model = ["--frame-epochs", "2"] if torch_available() else ["--no-frame-model"]
+    frame_model = ["--frame-epochs", "2", "--frame-masks"] if torch_available() else ["--no-frame-model"]
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--band", "300-3400",
                      "--noisy-gender-copies", "--reverb-copies", "--vad-hears-silence", "--variance-prior-windows", "10",
@@ -171,6 +171,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert all(0 <= u[mode] <= 1 for u in stream["in_room"].values() for mode in ("adapt", "cold"))
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
     assert ("frame_model" in card) == torch_available()
+    assert card["training"]["fit_config"]["frame"]["time_masks"] == (2 if torch_available() else 0)
     assert (tmp_path / "rep" / "confusion_adapt.png").exists()
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "each fold's own search chose: `logreg(" in report and "another recording level" in report
@@ -186,9 +187,10 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
 
 
 def test_reproduce_command_carries_every_non_default_setting():
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, REVERB_COPY_RT60_S, FitConfig
+    from ser_train.frame_model import MASKED_FRAME_CONFIG, FrameModelConfig
     from ser_train.report import reproduce_command
 
     card = lambda fit: {"name": "m", "training": {"corpora": ["ravdess=D"], "fit_config": asdict(fit)}}  # noqa: E731
@@ -209,6 +211,9 @@ def test_reproduce_command_carries_every_non_default_setting():
     assert reproduce_command(card(hears)) == f"{command} --reverb-copies --vad-hears-silence --out models/m"
     firm = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, variance_prior_windows=10.0)
     assert reproduce_command(card(firm)) == f"{command} --reverb-copies --variance-prior-windows 10 --out models/m"
+    masked = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, frame=FrameModelConfig(**MASKED_FRAME_CONFIG))
+    assert reproduce_command(card(masked)) == f"{command} --frame-masks --reverb-copies --out models/m"
+    assert "--frame-masks" not in reproduce_command(card(replace(masked, frame_model=False)))
 
 
 def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):
