@@ -153,6 +153,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--variance-prior-windows must be a positive number, got {args.variance_prior_windows:g}")
     if args.keep_folds and args.no_streaming_cv:
         raise ValueError("--keep-folds keeps the streaming CV's fold models; it cannot go with --no-streaming-cv")
+    if args.frame_masks and args.no_frame_model:
+        raise ValueError("--frame-masks trains the frame CNN with masks; it cannot go with --no-frame-model")
     clips = scan_all(args.corpus, console)
     present = {c.label for c in clips}
     if args.emotions:

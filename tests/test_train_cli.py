@@ -79,11 +79,11 @@ def test_held_out_without_a_fold_model_is_one_line(tmp_path, tiny_model, capsys)
     assert err.count("\n") == 1 and "--held-out needs a fold model kept by" in err
 
 
-def test_keep_folds_without_streaming_cv_is_one_line(tmp_path, capsys):
-    assert cli.main(["fit", "--corpus", f"folder={tmp_path}", "--no-streaming-cv", "--keep-folds",
-                     str(tmp_path / "folds")]) == 2
+@pytest.mark.parametrize("flags", [["--no-streaming-cv", "--keep-folds", "folds"], ["--no-frame-model", "--frame-masks"]])
+def test_flags_that_contradict_each_other_are_one_line(tmp_path, capsys, flags):
+    assert cli.main(["fit", "--corpus", f"folder={tmp_path}", *flags]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--keep-folds" in err and "--no-streaming-cv" in err
+    assert err.count("\n") == 1 and all(flag in err for flag in flags if flag.startswith("--"))
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
