@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
     fit.add_argument("--frame-masks", action="store_true",
                      help="train the frame CNN with SpecAugment-style masks: per item two stretches of up to 10 %% "
-                          "of its frames and two runs of up to 4 frame columns set to the mean (not in the shipped "
-                          "models: see the README)")
+                          "of its frames and two runs of up to 4 frame columns set to the mean (the shipped "
+                          "default has them: see the README)")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
     fit.add_argument("--keep-folds", type=Path, metavar="DIR",
                      help="keep the streaming CV's fold models in DIR (fold1.onnx ...), each card naming its held-out "
