@@ -14,7 +14,7 @@ from rich.console import Console
 from realtime.adapt import AdaptConfig
 from realtime.channel import pass_band        # numpy loads here, after ser_train/__init__ pinned the BLAS kernel
 from realtime.features import DEFAULT_SPEC
-from ser_train.frame_model import MASKED_FRAME_CONFIG, FrameModelConfig
+from ser_train.frame_model import MASKED_FRAME_CONFIG, FrameModelConfig, masks_text
 
 log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")
@@ -57,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--frame-epochs", type=int, default=FrameModelConfig.epochs,
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
     fit.add_argument("--frame-masks", action="store_true",
-                     help="train the frame CNN with SpecAugment-style masks: per item two stretches of up to 10 %% "
-                          "of its frames and two runs of up to 4 frame columns set to the mean (the shipped "
-                          "default has them: see the README)")
+                     help="train the frame CNN with SpecAugment-style masks: "
+                          f"{masks_text(FrameModelConfig(**MASKED_FRAME_CONFIG))} (the shipped default has them: "
+                          "see the README)".replace("%", "%%"))
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
     fit.add_argument("--keep-folds", type=Path, metavar="DIR",
                      help="keep the streaming CV's fold models in DIR (fold1.onnx ...), each card naming its held-out "

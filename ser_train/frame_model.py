@@ -45,13 +45,19 @@ class FrameModelConfig:
     min_crop: float = 0.8          # random crops keep 80-100 % of a window's frames
     items_per_real_window: int = 3  # with voice copies, each epoch samples 3x the real windows
     session_orders: int = 2
-    time_masks: int = 0            # SpecAugment-style masks per training item (0: none, the shipped recipe)
+    time_masks: int = 0            # SpecAugment-style masks per training item (0: none; --frame-masks sets them)
     time_mask_fraction: float = 0.1  # each time mask zeroes up to this share of the item's frames
     column_masks: int = 0
     column_mask_width: int = 4     # each column mask zeroes up to this many frame columns, in both input halves
 
 
 MASKED_FRAME_CONFIG = dict(time_masks=2, column_masks=2)   # what `ser-train fit --frame-masks` sets
+
+
+def masks_text(config: FrameModelConfig) -> str:
+    """The training masks in words, for the CLI's help and the card's protocol."""
+    return (f"per item {config.time_masks} stretches of up to {config.time_mask_fraction:.0%} of its frames and "
+            f"{config.column_masks} runs of up to {config.column_mask_width} frame columns set to the mean")
 
 
 def _network(channels: int, n_classes: int, config: FrameModelConfig):

@@ -172,6 +172,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
     assert ("frame_model" in card) == torch_available()
     assert card["training"]["fit_config"]["frame"]["time_masks"] == (2 if torch_available() else 0)
+    assert ("masks: per item 2 stretches of up to 10% of its frames" in card["metrics"]["protocol"]) == torch_available()
     assert (tmp_path / "rep" / "confusion_adapt.png").exists()
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "each fold's own search chose: `logreg(" in report and "another recording level" in report
