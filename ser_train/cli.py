@@ -14,7 +14,8 @@ from rich.console import Console
 from realtime.adapt import AdaptConfig
 from realtime.channel import pass_band        # numpy loads here, after ser_train/__init__ pinned the BLAS kernel
 from realtime.features import DEFAULT_SPEC
-from ser_train.frame_model import MASKED_FRAME_CONFIG, FrameModelConfig, masks_text
+from ser_train.frame_model import (AVERAGED_FRAME_CONFIG, MASKED_FRAME_CONFIG, FrameModelConfig, averaging_text,
+                                   masks_text)
 
 log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train the frame CNN with SpecAugment-style masks: "
                           f"{masks_text(FrameModelConfig(**MASKED_FRAME_CONFIG))} (the shipped default has them: "
                           "see the README)".replace("%", "%%"))
+    fit.add_argument("--frame-averaging", action="store_true",
+                     help=f"train the frame CNN with stochastic weight averaging: "
+                          f"{averaging_text(FrameModelConfig(**AVERAGED_FRAME_CONFIG))} (see the README)")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
     fit.add_argument("--keep-folds", type=Path, metavar="DIR",
                      help="keep the streaming CV's fold models in DIR (fold1.onnx ...), each card naming its held-out "
@@ -153,8 +157,10 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--variance-prior-windows must be a positive number, got {args.variance_prior_windows:g}")
     if args.keep_folds and args.no_streaming_cv:
         raise ValueError("--keep-folds keeps the streaming CV's fold models; it cannot go with --no-streaming-cv")
-    if args.frame_masks and args.no_frame_model:
-        raise ValueError("--frame-masks trains the frame CNN with masks; it cannot go with --no-frame-model")
+    for flag in ("frame_masks", "frame_averaging"):
+        if getattr(args, flag) and args.no_frame_model:
+            raise ValueError(f"--{flag.replace('_', '-')} changes how the frame CNN trains; "
+                             "it cannot go with --no-frame-model")
     clips = scan_all(args.corpus, console)
     present = {c.label for c in clips}
     if args.emotions:
@@ -168,7 +174,10 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     clips = [c for c in clips if c.label in labels]
     config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
-                       frame=FrameModelConfig(epochs=args.frame_epochs, **(MASKED_FRAME_CONFIG if args.frame_masks else {})), seed=args.seed,
+                       frame=FrameModelConfig(epochs=args.frame_epochs,
+                                              **(MASKED_FRAME_CONFIG if args.frame_masks else {}),
+                                              **(AVERAGED_FRAME_CONFIG if args.frame_averaging else {})),
+                       seed=args.seed,
                        copy_snr_db=NOISE_COPY_SNR_DB if args.noise_copies else None,
                        gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies or args.gender_copies else 0.0,
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,

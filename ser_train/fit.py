@@ -26,7 +26,8 @@ from ser_train.corpora import Clip
 from ser_train.dataset import extract, rate_range
 from ser_train.evaluate import evaluate
 from ser_train.export import check_equality, merge_heads, write_model
-from ser_train.frame_model import TORCH_HINT, FrameMember, FrameModelConfig, masks_text, torch_available
+from ser_train.frame_model import (TORCH_HINT, FrameMember, FrameModelConfig, averaging_text, masks_text,
+                                   torch_available)
 from ser_train.kernels import blas_pools, unpinned_warning
 from ser_train.metrics import clip_probabilities, emotion_report, pooled, pooled_by_position
 from ser_train.models import Candidate, candidates, gender_classifier
@@ -398,6 +399,7 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     best, search = model_search(table, fit, splits, console)
     console.print(f"chosen: {best.name}")
     masks = f"; masks: {masks_text(fit.frame)}" if fit.frame.time_masks or fit.frame.column_masks else ""
+    masks += f"; {averaging_text(fit.frame)}" if fit.frame.average_epochs else ""
     frame_note = (f", together with the frame CNN (trained on the same windows' frames, "
                   f"{fit.frame.session_orders} session orders + cold, {fit.frame.epochs} epochs{masks}; ensemble weight "
                   f"{fit.frame.weight:g}, fixed in advance)") if fit.frame_model else ""

@@ -49,15 +49,24 @@ class FrameModelConfig:
     time_mask_fraction: float = 0.1  # each time mask zeroes up to this share of the item's frames
     column_masks: int = 0
     column_mask_width: int = 4     # each column mask zeroes up to this many frame columns, in both input halves
+    average_epochs: int = 0        # weight averaging (SWA) over this many extra epochs (0: none; --frame-averaging)
+    average_lr_fraction: float = 0.25  # their constant learning rate, as a share of learning_rate
 
 
 MASKED_FRAME_CONFIG = dict(time_masks=2, column_masks=2)   # what `ser-train fit --frame-masks` sets
+AVERAGED_FRAME_CONFIG = dict(average_epochs=10)           # what `ser-train fit --frame-averaging` sets
 
 
 def masks_text(config: FrameModelConfig) -> str:
     """The training masks in words, for the CLI's help and the card's protocol."""
     return (f"per item {config.time_masks} stretches of up to {config.time_mask_fraction:.0%} of its frames and "
             f"{config.column_masks} runs of up to {config.column_mask_width} frame columns set to the mean")
+
+
+def averaging_text(config: FrameModelConfig) -> str:
+    """The weight averaging in words, for the CLI's help and the card's protocol."""
+    return (f"weights averaged (SWA) over {config.average_epochs} more epochs at a constant "
+            f"{config.average_lr_fraction:g} of the peak learning rate, then the batch-norm statistics recomputed")
 
 
 def _network(channels: int, n_classes: int, config: FrameModelConfig):
@@ -164,22 +173,82 @@ def train_frame_member(variants: list[list[np.ndarray]], labels: np.ndarray, n_c
     steps = config.epochs * int(np.ceil(per_epoch / config.batch))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=steps)
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    with progress_bar("frame CNN") as progress:
-        task = progress.add_task("epochs", total=config.epochs)
-        for _ in range(config.epochs):
-            network.train()
-            chosen = rng.permutation(n)[:per_epoch]
-            for start in range(0, len(chosen), config.batch):
-                rows = chosen[start:start + config.batch]
-                x, mask = _padded([_masked(_crop(variants[i][rng.integers(len(variants[i]))], config.min_crop, rng),
-                                           config, rng) for i in rows])
-                loss = F.cross_entropy(network(x, mask), targets[rows], label_smoothing=config.label_smoothing)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
+
+    def batches():
+        """One epoch of training batches: sampled windows, each a random session's input, cropped and masked."""
+        chosen = rng.permutation(n)[:per_epoch]
+        for start in range(0, len(chosen), config.batch):
+            rows = chosen[start:start + config.batch]
+            x, mask = _padded([_masked(_crop(variants[i][rng.integers(len(variants[i]))], config.min_crop, rng),
+                                       config, rng) for i in rows])
+            yield x, mask, targets[rows]
+
+    def train_epoch(scheduled: bool) -> None:
+        network.train()
+        for x, mask, target in batches():
+            loss = F.cross_entropy(network(x, mask), target, label_smoothing=config.label_smoothing)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            if scheduled:
                 schedule.step()
+
+    with progress_bar("frame CNN") as progress:
+        task = progress.add_task("epochs", total=config.epochs + config.average_epochs)
+        for _ in range(config.epochs):
+            train_epoch(scheduled=True)
             progress.advance(task)
+        if config.average_epochs:
+            for group in optimiser.param_groups:
+                group["lr"] = config.average_lr_fraction * config.learning_rate
+            average = WeightAverage(network)
+            for _ in range(config.average_epochs):
+                train_epoch(scheduled=False)
+                average.add(network)
+                progress.advance(task)
+            average.load_into(network)
+            _recompute_norms(network, batches())
     return FrameMember(network, adapter, config)
+
+
+class WeightAverage:
+    """The running mean of a network's parameters over the snapshots added (SWA, Izmailov et al. 2018)."""
+
+    def __init__(self, network) -> None:
+        import torch
+
+        self.mean, self.count = [torch.zeros_like(p) for p in network.parameters()], 0
+
+    def add(self, network) -> None:
+        import torch
+
+        self.count += 1
+        with torch.no_grad():
+            for mean, p in zip(self.mean, network.parameters()):
+                mean += (p - mean) / self.count
+
+    def load_into(self, network) -> None:
+        import torch
+
+        with torch.no_grad():
+            for mean, p in zip(self.mean, network.parameters()):
+                p.copy_(mean)
+
+
+def _recompute_norms(network, batches) -> None:
+    """Batch-norm statistics for averaged weights: a plain mean over one epoch's batches, as in SWA."""
+    import torch
+
+    norms = list(network.norms)
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    network.train()
+    with torch.no_grad():
+        for x, mask, _ in batches:
+            network(x, mask)
+    for norm in norms:
+        norm.momentum = 0.1
 
 
 def _crop(x: np.ndarray, min_crop: float, rng: np.random.Generator) -> np.ndarray:

@@ -162,6 +162,8 @@ def reproduce_command(card: dict) -> str:
         frame = f" --frame-epochs {config['frame']['epochs']}"
     if config.get("frame_model", False) and config["frame"].get("time_masks"):
         frame += " --frame-masks"
+    if config.get("frame_model", False) and config["frame"].get("average_epochs"):
+        frame += " --frame-averaging"
     noise = " --noise-copies" if config.get("copy_snr_db") else ""
     noise += " --noisy-gender-copies" if config.get("gender_noise_snr_db") else ""
     noise += " --reverb-copies" if config.get("copy_rt60_s") else ""

@@ -1,8 +1,14 @@
-"""The frame CNN's training-time masks (numpy only: no PyTorch needed)."""
+"""The frame CNN's training: masks (numpy only) and weight averaging (PyTorch)."""
 
 import numpy as np
+import pytest
 
-from ser_train.frame_model import MASKED_FRAME_CONFIG, FrameModelConfig, _masked
+from realtime.adapt import AdaptConfig, SpeakerAdapter
+from ser_train.frame_model import (AVERAGED_FRAME_CONFIG, MASKED_FRAME_CONFIG, FrameModelConfig, WeightAverage,
+                                   _masked, torch_available, train_frame_member)
+
+needs_torch = pytest.mark.skipif(not torch_available(), reason="needs PyTorch for the frame CNN (pip install torch; "
+                                                               "CI installs the CPU build)")
 
 
 def test_without_masks_the_item_is_untouched_and_nothing_is_drawn():
@@ -28,3 +34,45 @@ def test_masks_zero_stretches_of_frames_and_a_column_in_both_halves():
         assert rows.sum() <= config.time_masks * int(len(x) * config.time_mask_fraction)
         assert np.array_equal(zero, rows[:, None] | columns[None, :])     # nothing else is zeroed
         np.testing.assert_array_equal(out[~zero], x[~zero])
+
+
+@needs_torch
+def test_weight_average_is_the_mean_of_the_snapshots():
+    import torch
+
+    network = torch.nn.Linear(3, 2)
+    average, snapshots = WeightAverage(network), []
+    for k in range(4):
+        with torch.no_grad():
+            for p in network.parameters():
+                p.normal_(mean=float(k))
+        snapshots.append([p.detach().clone().numpy() for p in network.parameters()])
+        average.add(network)
+    average.load_into(network)
+    for k, p in enumerate(network.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), np.mean([s[k] for s in snapshots], axis=0), rtol=1e-6, atol=1e-6)
+
+
+def _toy_sessions(rng, n=60, columns=6):
+    labels = rng.integers(0, 3, n)
+    return [[rng.normal(size=(int(rng.integers(25, 60)), 2 * columns)).astype(np.float32) + label]
+            for label in labels], labels
+
+
+@needs_torch
+def test_averaging_trains_more_epochs_and_recomputes_the_norms_as_a_plain_mean():
+    import torch
+
+    variants, labels = _toy_sessions(np.random.default_rng(0))
+    adapter = SpeakerAdapter(np.zeros(6), np.ones(6), AdaptConfig())
+    plain = train_frame_member(variants, labels, 3, len(labels), adapter, FrameModelConfig(epochs=2), seed=0)
+    averaged = train_frame_member(variants, labels, 3, len(labels), adapter,
+                                  FrameModelConfig(epochs=2, **AVERAGED_FRAME_CONFIG), seed=0)
+    assert not torch.equal(plain.network.convs[0].weight, averaged.network.convs[0].weight)
+    batches = int(np.ceil(len(labels) / FrameModelConfig.batch))
+    for norm in averaged.network.norms:    # one recount over an epoch's batches, then the usual momentum again
+        assert int(norm.num_batches_tracked) == batches and norm.momentum == 0.1
+    assert all(int(norm.num_batches_tracked) == 2 * batches for norm in plain.network.norms)
+    probabilities = averaged.predict_proba([v[0] for v in variants])
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+    assert (probabilities.argmax(1) == labels).mean() > 0.9   # the classes sit a whole unit apart

@@ -79,7 +79,8 @@ def test_held_out_without_a_fold_model_is_one_line(tmp_path, tiny_model, capsys)
     assert err.count("\n") == 1 and "--held-out needs a fold model kept by" in err
 
 
-@pytest.mark.parametrize("flags", [["--no-streaming-cv", "--keep-folds", "folds"], ["--no-frame-model", "--frame-masks"]])
+@pytest.mark.parametrize("flags", [["--no-streaming-cv", "--keep-folds", "folds"], ["--no-frame-model", "--frame-masks"],
+                                   ["--no-frame-model", "--frame-averaging"]])
 def test_flags_that_contradict_each_other_are_one_line(tmp_path, capsys, flags):
     assert cli.main(["fit", "--corpus", f"folder={tmp_path}", *flags]) == 2
     err = capsys.readouterr().err
@@ -136,7 +137,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     for actor in ("Actor_01", "Actor_02", "Actor_03", "Actor_04"):
         shutil.copytree(SHARED_RAVDESS / actor, data / actor)
     out = tmp_path / "model" / "small"
-    frame_model = ["--frame-epochs", "2", "--frame-masks"] if torch_available() else ["--no-frame-model"]
+    frame_model = ["--frame-epochs", "2", "--frame-masks", "--frame-averaging"] if torch_available() else ["--no-frame-model"]
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--band", "300-3400",
                      "--noisy-gender-copies", "--reverb-copies", "--vad-hears-silence", "--variance-prior-windows", "10",
@@ -173,6 +174,8 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert ("frame_model" in card) == torch_available()
     assert card["training"]["fit_config"]["frame"]["time_masks"] == (2 if torch_available() else 0)
     assert ("masks: per item 2 stretches of up to 10% of its frames" in card["metrics"]["protocol"]) == torch_available()
+    assert card["training"]["fit_config"]["frame"]["average_epochs"] == (10 if torch_available() else 0)
+    assert ("weights averaged (SWA) over 10 more epochs" in card["metrics"]["protocol"]) == torch_available()
     assert (tmp_path / "rep" / "confusion_adapt.png").exists()
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "each fold's own search chose: `logreg(" in report and "another recording level" in report
@@ -191,7 +194,7 @@ def test_reproduce_command_carries_every_non_default_setting():
     from dataclasses import asdict, replace
 
     from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, REVERB_COPY_RT60_S, FitConfig
-    from ser_train.frame_model import MASKED_FRAME_CONFIG, FrameModelConfig
+    from ser_train.frame_model import AVERAGED_FRAME_CONFIG, MASKED_FRAME_CONFIG, FrameModelConfig
     from ser_train.report import reproduce_command
 
     card = lambda fit: {"name": "m", "training": {"corpora": ["ravdess=D"], "fit_config": asdict(fit)}}  # noqa: E731
@@ -215,6 +218,9 @@ def test_reproduce_command_carries_every_non_default_setting():
     masked = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, frame=FrameModelConfig(**MASKED_FRAME_CONFIG))
     assert reproduce_command(card(masked)) == f"{command} --frame-masks --reverb-copies --out models/m"
     assert "--frame-masks" not in reproduce_command(card(replace(masked, frame_model=False)))
+    both = FitConfig(frame=FrameModelConfig(**MASKED_FRAME_CONFIG, **AVERAGED_FRAME_CONFIG))
+    assert reproduce_command(card(both)) == f"{command} --frame-masks --frame-averaging --out models/m"
+    assert "--frame-averaging" not in reproduce_command(card(replace(both, frame_model=False)))
 
 
 def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):
