@@ -398,10 +398,10 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                   f"{folds}-fold CV grouped by speaker")
     best, search = model_search(table, fit, splits, console)
     console.print(f"chosen: {best.name}")
-    masks = f"; masks: {masks_text(fit.frame)}" if fit.frame.time_masks or fit.frame.column_masks else ""
-    masks += f"; {averaging_text(fit.frame)}" if fit.frame.average_epochs else ""
+    frame_extras = f"; masks: {masks_text(fit.frame)}" if fit.frame.time_masks or fit.frame.column_masks else ""
+    frame_extras += f"; {averaging_text(fit.frame)}" if fit.frame.average_epochs else ""
     frame_note = (f", together with the frame CNN (trained on the same windows' frames, "
-                  f"{fit.frame.session_orders} session orders + cold, {fit.frame.epochs} epochs{masks}; ensemble weight "
+                  f"{fit.frame.session_orders} session orders + cold, {fit.frame.epochs} epochs{frame_extras}; ensemble weight "
                   f"{fit.frame.weight:g}, fixed in advance)") if fit.frame_model else ""
     metrics: dict = {"model_search": search, "chosen": best.name,
                      "protocol": f"{folds}-fold GroupKFold by speaker. Model search: each candidate trained on the "

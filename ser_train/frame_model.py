@@ -239,16 +239,16 @@ def _recompute_norms(network, batches) -> None:
     """Batch-norm statistics for averaged weights: a plain mean over one epoch's batches, as in SWA."""
     import torch
 
-    norms = list(network.norms)
-    for norm in norms:
+    momenta = [norm.momentum for norm in network.norms]
+    for norm in network.norms:
         norm.reset_running_stats()
         norm.momentum = None
     network.train()
     with torch.no_grad():
         for x, mask, _ in batches:
             network(x, mask)
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(network.norms, momenta):
+        norm.momentum = momentum
 
 
 def _crop(x: np.ndarray, min_crop: float, rng: np.random.Generator) -> np.ndarray:

@@ -158,12 +158,11 @@ def reproduce_command(card: dict) -> str:
     frame = ""
     if not config.get("frame_model", False):
         frame = " --no-frame-model"
-    elif config["frame"]["epochs"] != FrameModelConfig.epochs:
-        frame = f" --frame-epochs {config['frame']['epochs']}"
-    if config.get("frame_model", False) and config["frame"].get("time_masks"):
-        frame += " --frame-masks"
-    if config.get("frame_model", False) and config["frame"].get("average_epochs"):
-        frame += " --frame-averaging"
+    else:
+        if config["frame"]["epochs"] != FrameModelConfig.epochs:
+            frame += f" --frame-epochs {config['frame']['epochs']}"
+        frame += " --frame-masks" if config["frame"].get("time_masks") else ""
+        frame += " --frame-averaging" if config["frame"].get("average_epochs") else ""
     noise = " --noise-copies" if config.get("copy_snr_db") else ""
     noise += " --noisy-gender-copies" if config.get("gender_noise_snr_db") else ""
     noise += " --reverb-copies" if config.get("copy_rt60_s") else ""

@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ser_train.frame_model import torch_available
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_RAVDESS = REPO.parent / "shared" / "data" / "ravdess"
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+needs_torch = pytest.mark.skipif(not torch_available(), reason="needs PyTorch for the frame CNN (pip install torch; "
+                                                               "CI installs the CPU build)")
 
 
 @pytest.fixture(scope="session")

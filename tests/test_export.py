@@ -14,9 +14,9 @@ from realtime.pipeline import Pipeline
 from realtime.scorer import Scorer
 from ser_train.export import _head, check_equality, flush_subnormals, merge_heads, write_model
 from ser_train.fit import FitConfig, model_card
-from ser_train.frame_model import FrameModelConfig, torch_available, train_frame_member
+from ser_train.frame_model import FrameModelConfig, train_frame_member
 from ser_train.models import candidates
-from tests.conftest import LABELS, bursts
+from tests.conftest import LABELS, bursts, needs_torch
 
 WIDTH = 2 * DEFAULT_SPEC.dim
 
@@ -51,8 +51,7 @@ def test_onnx_equals_sklearn_for_every_family(candidate, tmp_path):
     np.testing.assert_allclose(gender_probs, gender.predict_proba(x[:5]), atol=1e-4)
 
 
-@pytest.mark.skipif(not torch_available(), reason="needs PyTorch for the frame CNN (pip install torch; "
-                                                  "CI installs the CPU build)")
+@needs_torch
 def test_frame_ensemble_graph_equals_the_blend_and_serves_in_the_pipeline(tmp_path):
     """The merged graph gives (1 - w) * sklearn + w * torch, and a pipeline feeds it frames from real windows."""
     rng = np.random.default_rng(0)

@@ -1,14 +1,11 @@
 """The frame CNN's training: masks (numpy only) and weight averaging (PyTorch)."""
 
 import numpy as np
-import pytest
 
 from realtime.adapt import AdaptConfig, SpeakerAdapter
 from ser_train.frame_model import (AVERAGED_FRAME_CONFIG, MASKED_FRAME_CONFIG, FrameModelConfig, WeightAverage,
-                                   _masked, torch_available, train_frame_member)
-
-needs_torch = pytest.mark.skipif(not torch_available(), reason="needs PyTorch for the frame CNN (pip install torch; "
-                                                               "CI installs the CPU build)")
+                                   _masked, train_frame_member)
+from tests.conftest import needs_torch
 
 
 def test_without_masks_the_item_is_untouched_and_nothing_is_drawn():
