@@ -58,7 +58,7 @@ FAMILIES: dict[str, Callable[..., ClassifierMixin]] = {"logreg": _logreg, "svc":
 GRIDS: dict[str, dict[str, list]] = {
     "logreg": {"C": [0.01, 0.1]},
     "svc": {"C": [1.0, 10.0]},
-    "mlp": {"hidden": [256, 512], "alpha": [1.0, 3.0]},
+    "mlp": {"hidden": [256, 512], "alpha": [1.0, 3.0, 10.0]},
     "hgb": {"learning_rate": [0.1]},
 }
 
