@@ -99,17 +99,16 @@ def cmd_stream(args: argparse.Namespace) -> int:
     line = f" through a {band_text(card.band_hz)} Hz line" if card.band_hz else ""
     monitor = Monitor(source.describe() + line, card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
                       adapting=pipeline.adapter.config.enabled)
-    previous = signal.signal(signal.SIGTERM, _terminate)  # systemd's stop: end like Ctrl-C, with the summary
     try:
-        if args.headless:
-            run(source, pipeline, sinks, monitor)
-        else:
-            from realtime.dashboard import Dashboard
+        with StopRequest(source) as stop:
+            if args.headless:
+                run(source, pipeline, sinks, monitor, should_stop=stop.requested)
+            else:
+                from realtime.dashboard import Dashboard
 
-            with Dashboard(monitor, source.stats) as dashboard:
-                run(source, pipeline, sinks, monitor, should_stop=dashboard.poll)
+                with Dashboard(monitor, source.stats) as dashboard:
+                    run(source, pipeline, sinks, monitor, should_stop=lambda: stop.requested() or dashboard.poll())
     finally:
-        signal.signal(signal.SIGTERM, previous)
         for sink in sinks:
             sink.close()
     ended_reason = getattr(source, "ended_reason", None)
@@ -117,8 +116,39 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 1 if ended_reason else 0  # a vanished device is a fault a supervisor should see
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class StopRequest:
+    """While streaming, Ctrl-C (SIGINT) and systemd's stop (SIGTERM) ask the run to end after the block
+    in hand, with the final events and the summary; a second Ctrl-C interrupts at once.
+
+    The first signal raises nothing: an exception raised wherever the main thread happens to be
+    can leave a lock held that the audio callback then waits on, and the run would hang on exit.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, source: object) -> None:
+        self._source = source
+        self._requested = False
+        self._previous: dict[int, object] = {}
+
+    def requested(self) -> bool:
+        return self._requested
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._requested = True
+        stop = getattr(self._source, "stop", None)
+        if stop is not None:
+            stop()   # a microphone source ends at its next poll even if no block arrives
+
+    def __enter__(self) -> "StopRequest":
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ class KeyReader:
     """Watch a terminal for ``q`` while a run is in progress.
 
     On entering, a TTY ``stream`` is put in cbreak mode (keys arrive unbuffered and
-    unechoed; Ctrl-C still raises KeyboardInterrupt) and a daemon thread reads it.
+    unechoed; Ctrl-C still sends SIGINT) and a daemon thread reads it.
     On exiting, the thread stops and the terminal settings are restored. A stream
     that is not a TTY (a pipe, a file, /dev/null) is never read.
 

@@ -71,6 +71,9 @@ def resolve_device(spec: str | None) -> InputDevice:
 class MicSource:
     """Blocks from an input device; the callback only copies and enqueues.
 
+    The queue is a :class:`queue.SimpleQueue`, whose ``put`` takes no Python-level lock: a
+    ``queue.Queue``'s mutex can be left held by an exception raised in the reading thread
+    (Ctrl-C), and the callback would then wait on it forever, and closing the stream with it.
     Iteration ends when ``stop()`` is called or the device stops delivering.
     """
 
@@ -82,7 +85,7 @@ class MicSource:
         self.block = block
         self.stats = SourceStats()
         self.ended_reason: str | None = None
-        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self._queue: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
         self._stopping = False
 
     def describe(self) -> str:
@@ -94,10 +97,10 @@ class MicSource:
     def _callback(self, indata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         if status and getattr(status, "input_overflow", False):
             self.stats.overflows += 1
-        try:
-            self._queue.put_nowait(indata.copy())
-        except queue.Full:
+        if self._queue.qsize() >= QUEUE_BLOCKS:   # only this thread puts, so the bound holds
             self.stats.dropped_blocks += 1
+        else:
+            self._queue.put(indata.copy())
 
     def _open(self, sd: ModuleType) -> tuple[object, int]:
         """Open at the model rate, else at the device's own rate (resampled later)."""

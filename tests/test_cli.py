@@ -98,7 +98,8 @@ def test_replay_never_imports_the_microphone_stack():
     assert result.stdout.strip().splitlines()[-1] == "False False False"
 
 
-def test_sigterm_ends_a_run_with_the_summary(tmp_path):
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_ends_a_run_with_the_summary(tmp_path, signame):
     import signal
     import time
 
@@ -108,10 +109,36 @@ def test_sigterm_ends_a_run_with_the_summary(tmp_path):
     deadline = time.monotonic() + 60
     while not (out.exists() and out.read_text().count("\n") >= 1) and time.monotonic() < deadline:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "summary:" in err
     assert records(out.read_text())[-1]["type"] == "stats"
+
+
+class StoppableSource:
+    def __init__(self) -> None:
+        self.stopped = 0
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_stop_request_raises_nothing_until_a_second_ctrl_c():
+    """The first signal only asks the run to stop: an exception at an arbitrary point can leave a lock held."""
+    import signal
+
+    from realtime.cli import StopRequest
+
+    before = {s: signal.getsignal(s) for s in StopRequest.SIGNALS}
+    source = StoppableSource()
+    with StopRequest(source) as stop:
+        assert not stop.requested()
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested() and source.stopped == 2
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert {s: signal.getsignal(s) for s in StopRequest.SIGNALS} == before
 
 
 def test_ser_defaults_blas_to_one_thread_but_keeps_the_users_choice():
