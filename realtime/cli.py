@@ -117,8 +117,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 class StopRequest:
-    """While streaming, Ctrl-C (SIGINT) and systemd's stop (SIGTERM) ask the run to end after the block
-    in hand, with the final events and the summary; a second Ctrl-C interrupts at once.
+    """While streaming, Ctrl-C (SIGINT) and systemd's stop (SIGTERM) ask the run to end, with the final
+    events and the summary, once the microphone has handed over what it already delivered; a second
+    Ctrl-C interrupts at once.
 
     The first signal raises nothing: an exception raised wherever the main thread happens to be
     can leave a lock held that the audio callback then waits on, and the run would hang on exit.

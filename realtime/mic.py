@@ -74,7 +74,8 @@ class MicSource:
     The queue is a :class:`queue.SimpleQueue`, whose ``put`` takes no Python-level lock: a
     ``queue.Queue``'s mutex can be left held by an exception raised in the reading thread
     (Ctrl-C), and the callback would then wait on it forever, and closing the stream with it.
-    Iteration ends when ``stop()`` is called or the device stops delivering.
+    Iteration ends when the device stops delivering, or after ``stop()`` once the blocks it had
+    already delivered are handed over, so a stop loses no audio.
     """
 
     def __init__(self, device: str | None, sample_rate: int, block: int = DEFAULT_BLOCK,
@@ -119,26 +120,37 @@ class MicSource:
         sd = import_sounddevice()
         stream, rate = self._open(sd)
         resampler = Resampler(rate, self.sample_rate, self.band_rate)
-        position, idle = 0, 0
+        position = 0
         try:
             stream.start()
             log.info("listening to %s at %d Hz", self.describe(), rate)
-            while not self._stopping:
-                try:
-                    block = self._queue.get(timeout=0.1)
-                except queue.Empty:
-                    idle += 1
-                    if not stream.active or idle >= STALL_TIMEOUTS:
-                        self.ended_reason = f"input device '{self.device.name}' stopped delivering audio"
-                        return
-                    continue
-                idle = 0
-                mono = to_mono_float(block, self.stats)
-                mono = resampler(mono)
+            for block in self._blocks(stream):
+                mono = resampler(to_mono_float(block, self.stats))
                 self.stats.blocks += 1
                 yield Chunk(mono, position)
                 position += len(mono)
+            tail = resampler(np.zeros(0, np.float32), last=True)
+            if len(tail):
+                yield Chunk(tail, position)
         except sd.PortAudioError as exc:
             self.ended_reason = f"input device '{self.device.name}' failed: {exc}"
         finally:
             stream.close(ignore_errors=True)
+
+    def _blocks(self, stream: object) -> Iterator[np.ndarray]:
+        """Blocks as the device delivers them, until it stops or ``stop()`` is called; then those already queued."""
+        idle = 0
+        while not self._stopping:
+            try:
+                block = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                idle += 1
+                if not stream.active or idle >= STALL_TIMEOUTS:
+                    self.ended_reason = f"input device '{self.device.name}' stopped delivering audio"
+                    return
+                continue
+            idle = 0
+            yield block
+        stream.stop(ignore_errors=True)   # returns once the callback has run for the last time
+        while not self._queue.empty():    # only this thread takes from the queue
+            yield self._queue.get_nowait()

@@ -37,6 +37,9 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
         should_stop: Callable[[], bool] = lambda: False, stats_every_s: float = STATS_EVERY_S) -> bool:
     """Stream until the source ends, ``should_stop()`` or Ctrl-C; return True if interrupted.
 
+    On ``should_stop()`` a source with a ``stop()`` (a microphone) is asked to stop and read to its
+    end, so the blocks it already delivered are scored; any other source is left at once.
+
     Every event goes to every sink; a ``stats`` event is written every
     ``stats_every_s`` of audio and once at the end. A :class:`SourceError` in
     mid-stream (a file that stops decoding) still closes the open window and
@@ -63,7 +66,10 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
                     sink.write(stats_record(monitor, source.stats))
             if should_stop():
                 interrupted = True
-                break
+                stop = getattr(source, "stop", None)
+                if stop is None:
+                    break
+                stop()   # a live source then ends once it has handed over the audio it already holds
     except KeyboardInterrupt:
         interrupted = True
     except SourceError as exc:

@@ -94,6 +94,9 @@ def fake_sounddevice(devices: list[dict], plan: Plan | None = None) -> ModuleTyp
                 raise PortAudioError("Unanticipated host error [PaErrorCode -9999]: 'device disconnected'")
             return self._active
 
+        def stop(self, ignore_errors: bool = False) -> None:
+            self._active = False
+
         def close(self, ignore_errors: bool = False) -> None:
             self._active = False
 
@@ -204,6 +207,23 @@ def test_device_faster_than_the_consumer_loses_nothing_uncounted(monkeypatch, sp
     assert plan.delivered == len(plan.blocks)
     assert source.stats.blocks + source.stats.dropped_blocks == plan.delivered
     assert source.stats.blocks >= QUEUE_BLOCKS and monitor.samples == 160 * source.stats.blocks
+
+
+@pytest.mark.parametrize("rate", [RATE, 48000])
+def test_a_stop_request_still_scores_every_block_already_delivered(monkeypatch, speech, rate):
+    """All blocks arrive at once, and the run is asked to stop after the first: the rest are still queued."""
+    native = speech if rate == RATE else soxr.resample(speech, RATE, rate)
+    plan = Plan(blocks_of(native, block=BLOCK * rate // RATE), then="stall", rates=(rate,))
+    install(monkeypatch, [MIC], plan)
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    source = MicSource(None, RATE)
+    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    records: list[dict] = []
+    sink = SimpleNamespace(write=records.append, close=lambda: None)
+    assert run(source, Pipeline(scorer), [sink], monitor, should_stop=lambda: True)
+    assert source.stats.blocks == len(plan.blocks) and source.ended_reason is None
+    assert abs(monitor.samples - len(speech)) <= 1   # the resampler's tail is handed over too
+    assert [r["emotion"] for r in records if r["type"] == "segment"] == ["angry", "sad"]
 
 
 def test_device_at_its_own_rate_is_resampled(monkeypatch, tmp_path, capsys, speech):
