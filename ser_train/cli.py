@@ -41,16 +41,22 @@ def band_arg(text: str) -> tuple[float, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-train", description="Train and evaluate speech emotion models.")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", default="WARNING", help="logging level; DEBUG shows tracebacks (default: WARNING)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fit = commands.add_parser("fit", help="search, train and export a model (ONNX + card)")
+    fit = commands.add_parser("fit", help="search, train and export a model (ONNX + card)",
+                              description="Search, train and export a model (ONNX + card), with its figures measured "
+                                          "by speaker-grouped cross-validation through the streaming pipeline.",
+                              epilog="The shipped default: ser-train fit --corpus ravdess=DIR --reverb-copies "
+                                     "--frame-masks --frame-averaging (about 2 h on 2 cores; the README's "
+                                     "Retraining section gives each model's command and what each flag measured).")
     fit.add_argument("--corpus", type=corpus_arg, action="append", required=True, metavar="KIND=DIR",
                      help="ravdess, tess, emodb, cremad, savee or folder; repeatable")
     fit.add_argument("--emotions", help="comma-separated subset of labels (default: all present)")
     fit.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output path without suffix (default {DEFAULT_OUT})")
-    fit.add_argument("--families", default="logreg,svc,mlp,hgb", help="classifier families to search")
-    fit.add_argument("--folds", type=int, default=5)
+    fit.add_argument("--families", default="logreg,svc,mlp,hgb", help="comma-separated classifier families to search, from logreg, svc, mlp and hgb (default: all four)")
+    fit.add_argument("--folds", type=int, default=5,
+                     help="cross-validation folds, grouped by speaker (default 5; at most one per speaker)")
     fit.add_argument("--no-streaming-cv", action="store_true",
                      help="skip the per-fold model search and replay through the pipeline")
     fit.add_argument("--no-frame-model", action="store_true",
@@ -59,11 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
     fit.add_argument("--frame-masks", action="store_true",
                      help="train the frame CNN with SpecAugment-style masks: "
-                          f"{masks_text(FrameModelConfig(**MASKED_FRAME_CONFIG))} (the shipped default has them: "
-                          "see the README)".replace("%", "%%"))
+                          f"{masks_text(FrameModelConfig(**MASKED_FRAME_CONFIG))} (the shipped default has them)".replace("%", "%%"))
     fit.add_argument("--frame-averaging", action="store_true",
                      help=f"train the frame CNN with stochastic weight averaging: "
-                          f"{averaging_text(FrameModelConfig(**AVERAGED_FRAME_CONFIG))} (see the README)")
+                          f"{averaging_text(FrameModelConfig(**AVERAGED_FRAME_CONFIG))} (the shipped default has it)")
     fit.add_argument("--report", type=Path, help="also write a markdown report with plots to this folder")
     fit.add_argument("--keep-folds", type=Path, metavar="DIR",
                      help="keep the streaming CV's fold models in DIR (fold1.onnx ...), each card naming its held-out "
@@ -77,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "the speaker's speech, to train the gender head alone: the emotion head is as without it")
     fit.add_argument("--reverb-copies", action="store_true",
                      help="hear half the voice copies in a synthetic reverberant room (RT60 0.2-1 s, "
-                          "direct-to-reverberant ratio -3 to 12 dB), one room per copy")
+                          "direct-to-reverberant ratio -3 to 12 dB), one room per copy (the shipped default has them)")
     fit.add_argument("--gender-copies", action="store_true",
                      help="train the gender head on the voice copies nearest the real voice too (factors 0.95 and "
                           "1.05), as they are heard: at their level and, with --reverb-copies, in their room "
@@ -123,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", type=Path, help="write the figures as JSON here")
 
     rep = commands.add_parser("report", help="markdown report with plots from a model card")
-    rep.add_argument("--model", type=Path, required=True)
+    rep.add_argument("--model", type=Path, required=True, help="model .onnx or its .json card")
     rep.add_argument("--out", type=Path, required=True, help="folder for report.md and PNGs")
 
     res = commands.add_parser("resample", help="copy a corpus with every audio file at another sample rate "
@@ -150,7 +155,12 @@ def scan_all(specs: list[tuple[str, Path]], console: Console):
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from ser_train.corpora import LABELS
     from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, REVERB_COPY_RT60_S, FitConfig, fit_model
+    from ser_train.models import candidates
 
+    families = tuple(f.strip() for f in args.families.split(","))
+    candidates(families)   # an unknown family fails here, before the long extraction
+    if args.folds < 2:
+        raise ValueError(f"--folds must be at least 2 (speaker-grouped cross-validation), got {args.folds}")
     if args.frame_epochs < 1:
         raise ValueError(f"--frame-epochs must be at least 1, got {args.frame_epochs}")
     if args.variance_prior_windows is not None and not 0 < args.variance_prior_windows < math.inf:
@@ -172,7 +182,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     else:
         labels = tuple(label for label in LABELS if label in present)
     clips = [c for c in clips if c.label in labels]
-    config = FitConfig(families=tuple(args.families.split(",")), folds=args.folds,
+    config = FitConfig(families=families, folds=args.folds,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs,
                                               **(MASKED_FRAME_CONFIG if args.frame_masks else {}),
@@ -250,7 +260,10 @@ def held_out_speakers(scorer, model: str) -> set[str]:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from ser_train.report import write_report
 
-    console.print(f"wrote {write_report(args.model.with_suffix('.json'), args.out)}")
+    card = args.model.with_suffix(".json")
+    if not card.is_file():
+        raise ValueError(f"no model card at {card}; pass a model's .onnx or its .json card")
+    console.print(f"wrote {write_report(card, args.out)}")
     return 0
 
 

@@ -94,6 +94,20 @@ def test_a_variance_prior_that_is_not_positive_is_one_line(tmp_path, capsys, val
     assert err.count("\n") == 1 and "--variance-prior-windows must be a positive number" in err
 
 
+@pytest.mark.parametrize("flags, message", [(["--families", "svc,forest"], "unknown classifier family 'forest'"),
+                                            (["--folds", "1"], "--folds must be at least 2")])
+def test_a_bad_search_setting_is_one_line_before_the_corpus_is_read(tmp_path, capsys, flags, message):
+    assert cli.main(["fit", "--corpus", f"ravdess={tmp_path / 'missing'}", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_a_report_without_a_model_card_is_one_line(tmp_path, capsys):
+    assert cli.main(["report", "--model", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no model card at" in err and not (tmp_path / "rep").exists()
+
+
 def test_non_finite_gain_is_one_line(tmp_path, tiny_model, capsys):
     assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path),
                      "--gain-db", "nan"]) == 2
