@@ -48,3 +48,4 @@ def test_live_cpu_on_the_virtual_microphone():
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["headless"], ["dashboard"])]
     assert len(rows) == 2 and all(math.isfinite(float(row[1])) for row in rows)
+    assert all(0 <= float(row[2]) <= float(row[1]) for row in rows)   # libpulse's thread is part of the process
