@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ravdess, tess, emodb, cremad, savee or folder; repeatable")
     fit.add_argument("--emotions", help="comma-separated subset of labels (default: all present)")
     fit.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output path without suffix (default {DEFAULT_OUT})")
-    fit.add_argument("--families", default="logreg,svc,mlp,hgb", help="comma-separated classifier families to search, from logreg, svc, mlp and hgb (default: all four)")
+    fit.add_argument("--families", default="logreg,svc,mlp,hgb",
+                     help="comma-separated classifier families to search, from logreg, svc, mlp and hgb "
+                          "(default: all four)")
     fit.add_argument("--folds", type=int, default=5,
                      help="cross-validation folds, grouped by speaker (default 5; at most one per speaker)")
     fit.add_argument("--no-streaming-cv", action="store_true",
@@ -65,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"training epochs of the frame CNN (default {FrameModelConfig.epochs})")
     fit.add_argument("--frame-masks", action="store_true",
                      help="train the frame CNN with SpecAugment-style masks: "
-                          f"{masks_text(FrameModelConfig(**MASKED_FRAME_CONFIG))} (the shipped default has them)".replace("%", "%%"))
+                          f"{masks_text(FrameModelConfig(**MASKED_FRAME_CONFIG))} "
+                          "(the shipped default has them)".replace("%", "%%"))
     fit.add_argument("--frame-averaging", action="store_true",
                      help=f"train the frame CNN with stochastic weight averaging: "
                           f"{averaging_text(FrameModelConfig(**AVERAGED_FRAME_CONFIG))} (the shipped default has it)")
