@@ -3,9 +3,9 @@
 Speech with pauses is played into a PulseAudio null sink (:mod:`benchmarks.vmic`) while
 `ser live --device pulse --jsonl PATH` listens. The CPU time of the `ser` process (user +
 system, all threads) is read from ``/proc/<pid>/stat`` when playback starts and when it
-ends, after the process has settled; the share of libpulse's client thread (``threaded-ml``,
-started by ALSA's pulse plugin, not by our code) is read from ``/proc/<pid>/task`` and shown apart. The dashboard runs in a
-pseudo-terminal. Run from the repository root::
+ends, after the process has settled. The share of libpulse's client thread (``threaded-ml``,
+started by ALSA's pulse plugin, not by our code) is read from ``/proc/<pid>/task`` and shown
+apart. The dashboard runs in a pseudo-terminal. Run from the repository root::
 
     python -m benchmarks.live_cpu [--seconds 60] [--data DIR]
 """
@@ -107,10 +107,10 @@ def measure_live(mic: VirtualMic, env: dict[str, str], mode: str, audio: Path, a
         time.sleep(SETTLE_S)
         if proc.poll() is not None:
             raise RuntimeError(f"`ser live` ({mode}) exited early: {log.read_text().strip() if log.exists() else ''}")
-        (cpu, pulse), wall = process_cpu_s(proc.pid), time.monotonic()
+        start, wall = process_cpu_s(proc.pid), time.monotonic()
         mic.play(audio)
-        (cpu_end, pulse_end), wall = process_cpu_s(proc.pid), time.monotonic() - wall
-        cpu, pulse = cpu_end - cpu, pulse_end - pulse
+        end, wall = process_cpu_s(proc.pid), time.monotonic() - wall
+        cpu, pulse = (after - before for before, after in zip(start, end))
         peak = vm_hwm_mb(proc.pid)
         proc.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
