@@ -93,7 +93,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         narrower = scorer.card.narrower_input(source.native_rate)
         if narrower:
             log.warning(narrower)
-    sinks = [JsonlSink(args.jsonl)] if args.jsonl else []
+    inputs = (*([source.path] if args.command != "live" else []), scorer.path, scorer.path.with_suffix(".json"))
+    sinks = [JsonlSink(args.jsonl, inputs)] if args.jsonl is not None else []
     card = scorer.card
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)
     line = f" through a {band_text(card.band_hz)} Hz line" if card.band_hz else ""

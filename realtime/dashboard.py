@@ -256,7 +256,7 @@ class Dashboard:
         self._snapshot = monitor.snapshot(stats)
         self._keys = KeyReader(sys.stdin)
         self._live = Live(get_renderable=lambda: render(self._snapshot), console=self._console,
-                          refresh_per_second=REFRESH_HZ, redirect_stdout=sys.stdout.isatty())
+                          refresh_per_second=REFRESH_HZ, redirect_stdout=sys.stdout is not None and sys.stdout.isatty())
         self._stack = ExitStack()
 
     def poll(self) -> bool:

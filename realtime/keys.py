@@ -21,7 +21,7 @@ class KeyReader:
     On entering, a TTY ``stream`` is put in cbreak mode (keys arrive unbuffered and
     unechoed; Ctrl-C still sends SIGINT) and a daemon thread reads it.
     On exiting, the thread stops and the terminal settings are restored. A stream
-    that is not a TTY (a pipe, a file, /dev/null) is never read.
+    that is not a TTY (a pipe, a file, /dev/null, or none at all) is never read.
 
     Parameters
     ----------
@@ -29,7 +29,7 @@ class KeyReader:
         Usually ``sys.stdin``.
     """
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str] | None) -> None:
         self.quit = threading.Event()
         self._stream = stream
         self._stop = threading.Event()
@@ -43,7 +43,7 @@ class KeyReader:
         except ImportError:
             log.info("no termios on this platform: keys disabled, use Ctrl-C to stop")
             return self
-        if not self._stream.isatty():
+        if self._stream is None or not self._stream.isatty():   # None: the process was started with stdin closed
             return self
         fd = self._stream.fileno()
         self._saved = termios.tcgetattr(fd)

@@ -147,6 +147,8 @@ class Monitor:
                  f"dropped blocks {stats.dropped_blocks}", f"overflows {stats.overflows}"]
         if stats.nonfinite_samples:
             parts.append(f"non-finite samples zeroed {stats.nonfinite_samples}")
+        if self.clipped_blocks:
+            parts.append(f"clipped blocks {self.clipped_blocks}")
         if reason:
             parts.append(reason)
         return "summary: " + "; ".join(parts)

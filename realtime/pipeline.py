@@ -149,7 +149,7 @@ class Pipeline:
     def _event(self, found: Window, began: float) -> Event:
         window, vector, frames = found
         if vector is None:
-            return Event("speech_start", window.start, window.end)
+            return Event("speech_start", window.start, window.end, adapted_windows=self.adapter.windows_seen)
         if window.kind == "segment":
             self.adapter.update(vector)
             if self.frame_adapter is not None:

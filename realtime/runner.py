@@ -19,12 +19,13 @@ class Source(Protocol):
 
 
 def stats_record(monitor: Monitor, stats: SourceStats) -> dict:
-    """A ``stats`` event: run counters, with the common keys present and empty."""
+    """A ``stats`` event: run counters, with the common keys present (empty, but for ``adapted_windows``)."""
     rtf = monitor.realtime_factor()
     p50, p95 = monitor.latency_percentile(50), monitor.latency_percentile(95)
     return {"schema": SCHEMA_VERSION, "type": "stats", "start_s": 0.0,
             "end_s": round(monitor.samples / monitor.sample_rate, 3),
-            "emotion": None, "emotion_probs": {}, "gender": None, "gender_probs": {}, "latency_ms": None,
+            "emotion": None, "emotion_probs": {}, "gender": None, "gender_probs": {}, "smoothed_emotion": None,
+            "latency_ms": None, "adapted_windows": monitor.adapted_windows,
             "windows": monitor.windows, "blocks": stats.blocks, "dropped_blocks": stats.dropped_blocks,
             "overflows": stats.overflows, "nonfinite_samples": stats.nonfinite_samples,
             "clipped_blocks": monitor.clipped_blocks,

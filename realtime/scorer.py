@@ -21,6 +21,7 @@ EMOTION_OUTPUT = "emotion_probabilities"
 GENDER_OUTPUT = "gender_probabilities"
 SHIPPED_MODELS = Path(str(resources.files("realtime.models")))
 DEFAULT_MODEL = SHIPPED_MODELS / "ser-ravdess.onnx"
+TELEPHONE_RATE_HZ = 8000   # the rate the telephone models learned from
 NARROWBAND_HINT = "for telephone audio use --model ser-ravdess-phone, or ser-ravdess-phone-noisy in noise (see the README)"
 RETRAIN_HINT = "retrain it with `ser-train fit` or pass a matching --model"
 
@@ -69,9 +70,10 @@ class ModelCard:
         """Why audio recorded at ``native_rate`` is out of this model's reach (telephone audio), or None."""
         if native_rate >= self.trained_on_rate_hz:
             return None
+        hint = f"; {NARROWBAND_HINT}" if self.trained_on_rate_hz > TELEPHONE_RATE_HZ else ""  # not for a phone model
         return (f"the input is recorded at {native_rate} Hz, but model {self.name} learned from audio at "
                 f"{self.trained_on_rate_hz} Hz: it hears nothing above {native_rate // 2} Hz and its published "
-                f"figures may not hold; {NARROWBAND_HINT}")
+                f"figures may not hold{hint}")
 
     @classmethod
     def load(cls, path: Path, runtime_spec: FeatureSpec) -> "ModelCard":
@@ -147,10 +149,13 @@ class Scorer:
         import onnxruntime as ort
 
         model_path = Path(model_path)
+        if not model_path.name:
+            raise ModelError("--model names no file; pass a model .onnx or a shipped model's name")
         if model_path.suffix != ".onnx":
             model_path = model_path.with_suffix(".onnx")
         if not model_path.is_file():
             raise ModelError(f"model file {model_path} not found; {RETRAIN_HINT}")
+        self.path = model_path
         self.card = ModelCard.load(model_path.with_suffix(".json"), runtime_spec)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1

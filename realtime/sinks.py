@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import IO, Protocol
@@ -29,13 +30,30 @@ def event_record(event: Event, sample_rate: int) -> dict:
             "adapted_windows": event.adapted_windows}
 
 
-class JsonlSink:
-    """One JSON object per line to a path or ``-`` (stdout), flushed per event."""
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one existing file."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
-    def __init__(self, target: str) -> None:
+
+class JsonlSink:
+    """One JSON object per line to a path or ``-`` (stdout), flushed per event; ``inputs`` (the audio, the
+    model and its card) are never overwritten."""
+
+    def __init__(self, target: str, inputs: tuple[Path, ...] = ()) -> None:
         self._file: IO[str] | None = None
-        if target != "-":
+        if not target:
+            raise ValueError("--jsonl needs a file path, or - for standard output")
+        if target == "-":
+            if sys.stdout is None:
+                raise ValueError("--jsonl -: standard output is closed")
+        else:
             path = Path(target)
+            clash = next((p for p in inputs if same_file(path, p)), None)
+            if clash is not None:
+                raise ValueError(f"--jsonl {path} would overwrite {clash}, an input of this run; choose another path")
             try:
                 self._file = path.open("w", encoding="utf-8")
             except OSError as exc:

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK = 1600          # samples per block: 100 ms at 16 kHz, as `ser live` asks of the microphone
 READ_FRAMES = 65536           # file frames decoded at a time, independent of the block size
 READ_SAMPLES = 8 * READ_FRAMES  # cap on samples per read, so a 1024-channel header cannot balloon a read
+SALVAGE_FRAMES = 1024         # after a read fails, the frames before the fault are read again this many at a time
 MIN_RATE_HZ = 4000            # file rates outside this range are refused (a corrupt header, not audio)
 MAX_RATE_HZ = 768000
 
@@ -99,6 +100,23 @@ def open_sound_file(path: Path) -> sf.SoundFile:
     return handle
 
 
+def readable_frames(path: Path, channels: int, start: int) -> np.ndarray:
+    """After a read from frame ``start`` failed, the frames from there that still decode, up to the fault.
+
+    The file is opened afresh: a decoder that has lost sync cannot seek back."""
+    pieces = [np.zeros((0, channels), dtype=np.float32)]
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            handle.seek(start)
+            while True:
+                pieces.append(handle.read(SALVAGE_FRAMES, dtype="float32", always_2d=True))
+                if len(pieces[-1]) < SALVAGE_FRAMES:
+                    break
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        pass
+    return np.concatenate(pieces)
+
+
 def narrows(native: int, band_rate: int | None) -> bool:
     """Whether audio recorded at ``native`` Hz passes through ``band_rate`` on its way to the model."""
     return band_rate is not None and band_rate < native
@@ -172,9 +190,10 @@ class FileSource:
             while True:
                 try:
                     raw = handle.read(frames, dtype="float32", always_2d=True)
-                except (sf.LibsndfileError, RuntimeError) as exc:
-                    if not resampler.identity:  # what was decoded is still delivered
-                        yield resampler(np.zeros(0, dtype=np.float32), last=True)
+                except (sf.LibsndfileError, RuntimeError) as exc:  # what still decodes is delivered
+                    rest = readable_frames(self.path, self.channels, decoded)
+                    decoded += len(rest)
+                    yield resampler(to_mono_float(rest, self.stats), last=True)
                     raise SourceError(f"{self.path}: decoding failed after {decoded / self.native_rate:.1f} s "
                                       f"({first_line(exc)})") from None
                 decoded += len(raw)

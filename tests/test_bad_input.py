@@ -131,6 +131,26 @@ def test_truncated_flac_body_keeps_what_was_decoded(tmp_path, speech):
     decoded_s = float(re.search(r"after ([0-9.]+) s", message).group(1))
     assert events[-1]["type"] == "stats" and events[-1]["end_s"] == pytest.approx(decoded_s, abs=0.05)
     assert [e["emotion"] for e in events if e["type"] == "segment"][:1] == ["angry"]
+    # every frame up to the fault arrives, not only the whole 64k-frame reads before it, and unchanged
+    delivered = []
+    with pytest.raises(sources.SourceError):
+        delivered.extend(chunk.samples for chunk in sources.FileSource(path, RATE, speed=0))
+    delivered = np.concatenate(delivered)
+    assert len(delivered) >= decodable_frames(path, 4096) > sources.READ_FRAMES
+    np.testing.assert_allclose(delivered, speech[:len(delivered)], atol=1 / 32768)
+
+
+def decodable_frames(path: Path, frames: int) -> int:
+    """How many frames of a damaged file decode when read ``frames`` at a time."""
+    count = 0
+    with sf.SoundFile(path) as handle:
+        try:
+            while len(block := handle.read(frames)) == frames:
+                count += frames
+            count += len(block)
+        except sf.LibsndfileError:
+            pass
+    return count
 
 
 # --- valid audio in any shape: valid output ---------------------------------------------------------
@@ -180,10 +200,13 @@ def test_no_speech_gives_no_windows(tmp_path, name, audio):
     assert [e["type"] for e in events] == ["stats"] and events[0]["end_s"] == round(len(audio) / RATE, 3)
 
 
-def test_clipping_is_counted(tmp_path, speech, reference):
-    outcome, events = replay(write(tmp_path / "clipped.wav", np.clip(speech * 20, -1, 1)))
+def test_clipping_is_counted(tmp_path, speech, reference, capsys):
+    path = write(tmp_path / "clipped.wav", np.clip(speech * 20, -1, 1))
+    outcome, events = replay(path)
     assert outcome.kind == "output", outcome.detail
     assert events[-1]["clipped_blocks"] > 10
+    assert cli.main(["replay", str(path), "--speed", "0", "--headless"]) == 0
+    assert f"clipped blocks {events[-1]['clipped_blocks']}" in capsys.readouterr().err   # and in the summary
     assert len([e for e in events if e["type"] == "segment"]) == len(reference)
 
 

@@ -165,3 +165,46 @@ def test_replay_warns_when_the_file_is_narrower_than_the_models_training_audio(t
         result = run_ser("replay", str(path), "--speed", "0", "--headless", "--model", str(tiny_model))
         assert result.returncode == 0, result.stderr
         assert ("recorded at 8000 Hz" in result.stderr) == warned
+
+
+COMMON_KEYS = {"schema", "type", "start_s", "end_s", "emotion", "emotion_probs", "gender", "gender_probs",
+               "latency_ms", "smoothed_emotion", "adapted_windows"}
+
+
+def test_every_event_has_the_common_keys(burst_file, tiny_model):
+    result = run_ser("replay", str(burst_file), "--speed", "0", "--headless", "--jsonl", "-", "--model", str(tiny_model))
+    events = records(result.stdout)
+    assert {"speech_start", "partial", "segment", "stats"} <= {e["type"] for e in events}
+    for event in events:
+        assert COMMON_KEYS <= set(event), event["type"]
+    starts, segments = ([e for e in events if e["type"] == kind] for kind in ("speech_start", "segment"))
+    assert [e["adapted_windows"] for e in starts] == [0, 1, 2]     # windows seen when each one began
+    assert events[-1]["adapted_windows"] == segments[-1]["adapted_windows"] == 3
+
+
+@pytest.mark.parametrize("target", ["audio", "model", "card"])
+def test_jsonl_never_overwrites_an_input(burst_file, tiny_model, capsys, target):
+    path = {"audio": burst_file, "model": tiny_model, "card": tiny_model.with_suffix(".json")}[target]
+    before = path.read_bytes()
+    code = cli.main(["replay", str(burst_file), "--speed", "0", "--headless", "--model", str(tiny_model),
+                     "--jsonl", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ser: error: --jsonl") and "would overwrite" in err and err.count("\n") == 1
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("flag", ["--jsonl", "--model"])
+def test_an_empty_path_is_one_line(burst_file, capsys, flag):
+    assert cli.main(["replay", str(burst_file), "--speed", "0", "--headless", flag, ""]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ser: error: {flag}") and err.count("\n") == 1
+
+
+def test_closed_stdin_or_stdout(burst_file, tiny_model, monkeypatch, capsys):
+    argv = ["replay", str(burst_file), "--speed", "0", "--model", str(tiny_model)]
+    monkeypatch.setattr(sys, "stdin", None)        # the dashboard runs without its key reader
+    assert cli.main(argv) == 0
+    assert "summary:" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdout", None)
+    assert cli.main([*argv, "--headless", "--jsonl", "-"]) == 2
+    assert "standard output is closed" in capsys.readouterr().err

@@ -112,3 +112,4 @@ def test_only_a_card_trained_on_narrower_audio_asks_for_a_band(tiny_model, tmp_p
     narrow.with_suffix(".json").write_text(json.dumps({**card, "trained_on_rate_hz": 8000}))
     loaded = Scorer(narrow, DEFAULT_SPEC).card
     assert loaded.band_rate_hz == 8000 and loaded.narrower_input(8000) is None
+    assert "ser-ravdess-phone" not in loaded.narrower_input(4000)   # already a telephone-rate model
