@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ log = logging.getLogger("ser-train")
 DEFAULT_OUT = Path("models/ser-ravdess")
 MAX_REVERB_S = 3.0   # a cathedral; longer is a typo
 MAX_DRR_DB = 40.0    # beyond this the echo is inaudible
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def corpus_arg(text: str) -> tuple[str, Path]:
@@ -41,7 +43,8 @@ def band_arg(text: str) -> tuple[float, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-train", description="Train and evaluate speech emotion models.")
-    parser.add_argument("--log-level", default="WARNING", help="logging level; DEBUG shows tracebacks (default: WARNING)")
+    parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS,
+                        help="logging level; DEBUG shows tracebacks (default: WARNING)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     fit = commands.add_parser("fit", help="search, train and export a model (ONNX + card)",
@@ -52,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "Retraining section gives each model's command and what each flag measured).")
     fit.add_argument("--corpus", type=corpus_arg, action="append", required=True, metavar="KIND=DIR",
                      help="ravdess, tess, emodb, cremad, savee or folder; repeatable")
-    fit.add_argument("--emotions", help="comma-separated subset of labels (default: all present)")
+    fit.add_argument("--emotions", help="comma-separated subset of labels, at least two (default: all present)")
     fit.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output path without suffix (default {DEFAULT_OUT})")
     fit.add_argument("--families", default="logreg,svc,mlp,hgb",
                      help="comma-separated classifier families to search, from logreg, svc, mlp and hgb "
@@ -106,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it")
     ev.add_argument("--model", required=True, help="model .onnx, or a shipped model's name")
-    ev.add_argument("--corpus", required=True, help="corpus kind")
+    ev.add_argument("--corpus", required=True, type=str.lower,
+                    help="corpus kind: ravdess, tess, emodb, cremad, savee or folder")
     ev.add_argument("--data", type=Path, required=True, help="corpus root folder")
     mode = ev.add_mutually_exclusive_group()
     mode.add_argument("--adapt", dest="adapt", action="store_true", default=True, help="one session per speaker (default)")
@@ -142,15 +146,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_writable(path: Path, flag: str, folder: bool = False) -> None:
+    """Fail now, not after hours of work, if ``path`` (a file, or a ``folder``) cannot be written."""
+    if path.exists() and path.is_dir() != folder:
+        found, wanted = ("a file", "a folder") if folder else ("a folder", "a file path")
+        raise ValueError(f"{flag} {path} is {found}; give {wanted}")
+    nearest = ((path,) if folder else ()) + tuple(path.absolute().parents)
+    existing = next(p for p in nearest if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {path}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: {existing} is not writable")
+
+
 def scan_all(specs: list[tuple[str, Path]], console: Console):
-    from ser_train.corpora import scan_corpus, summarize
+    from ser_train.corpora import CorpusError, scan_corpus, summarize
 
     clips = []
     for kind, root in specs:
         scan = scan_corpus(kind, root)
         console.print(summarize(scan))
         for path, reason in scan.rejected[:5]:
-            console.print(f"  rejected {path}: {reason}")
+            console.print(f"  rejected {path}: {reason}", soft_wrap=True)
+        if not scan.clips:
+            path, reason = scan.rejected[0]
+            raise CorpusError(f"none of the {len(scan.rejected)} audio files under {root} is a {kind} clip "
+                              f"(the first, {path.name}: {reason}); is --corpus the right kind?")
         clips.extend(scan.clips)
     return clips
 
@@ -170,21 +191,35 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--variance-prior-windows must be a positive number, got {args.variance_prior_windows:g}")
     if args.keep_folds and args.no_streaming_cv:
         raise ValueError("--keep-folds keeps the streaming CV's fold models; it cannot go with --no-streaming-cv")
+    if args.report and args.no_streaming_cv:
+        raise ValueError("--report draws the streaming CV's figures; it cannot go with --no-streaming-cv")
     for flag in ("frame_masks", "frame_averaging"):
         if getattr(args, flag) and args.no_frame_model:
             raise ValueError(f"--{flag.replace('_', '-')} changes how the frame CNN trains; "
                              "it cannot go with --no-frame-model")
+    for suffix in (".onnx", ".json"):
+        check_writable(args.out.with_suffix(suffix), "--out")
+    for flag, folder in (("--report", args.report), ("--keep-folds", args.keep_folds)):
+        if folder:
+            check_writable(folder, flag, folder=True)
     clips = scan_all(args.corpus, console)
     present = {c.label for c in clips}
     if args.emotions:
-        wanted = {e.strip() for e in args.emotions.split(",")}
+        wanted = {e.strip().lower() for e in args.emotions.split(",")} - {""}
         unknown = sorted(wanted - present)
         if unknown:
             raise ValueError(f"--emotions {','.join(unknown)} not present in the corpora ({', '.join(sorted(present))})")
         labels = tuple(label for label in LABELS if label in wanted)
     else:
         labels = tuple(label for label in LABELS if label in present)
+    if len(labels) < 2:
+        raise ValueError(f"a model needs at least two emotions to tell apart; "
+                         f"{'--emotions gives' if args.emotions else 'the corpora hold'} only {', '.join(labels)}")
     clips = [c for c in clips if c.label in labels]
+    genders = sorted({c.gender for c in clips} - {None})
+    if len(genders) < 2:
+        console.print(f"[yellow]warning:[/] the clips' known genders are {', '.join(genders) or 'none'}, so the model "
+                      f"gets no gender head (its card says gender_trained false)")
     config = FitConfig(families=families, folds=args.folds,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs,
@@ -228,6 +263,8 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     if args.drr_db and args.reverb_s is None:
         raise ValueError("--drr-db sets the room of --reverb-s; give --reverb-s too")
     noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise])
+    if args.json:
+        check_writable(args.json, "--json")
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     held = held_out_speakers(scorer, args.model) if args.held_out else None
     clips = scan_all([(args.corpus, args.data)], console)
@@ -243,6 +280,8 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise,
                       band_hz=args.band, reverb_s=args.reverb_s, drr_db=args.drr_db)
     console.print(figures_table(report))
+    for reason in report["unreadable_files"][:5]:
+        console.print(f"  unreadable: {reason}", soft_wrap=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
         console.print(f"wrote {args.json}")
@@ -266,6 +305,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     card = args.model.with_suffix(".json")
     if not card.is_file():
         raise ValueError(f"no model card at {card}; pass a model's .onnx or its .json card")
+    check_writable(args.out, "--out", folder=True)
     console.print(f"wrote {write_report(card, args.out)}")
     return 0
 

@@ -2,12 +2,14 @@
 
 Only names are parsed; audio is never opened, so any sample rate or format
 (``.wav``/``.flac``, any case) is fine. The only files read are CREMA-D's
-``VideoDemographics.csv`` and the folder loader's optional speakers CSV.
+``VideoDemographics.csv`` and the folder loader's optional speakers CSV
+(``speakers.csv`` at its root, or given). Linked folders are followed, each real folder once.
 """
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "sur
 KINDS = ("ravdess", "tess", "emodb", "cremad", "savee", "folder")
 AUDIO_SUFFIXES = frozenset({".wav", ".flac"})
 CREMAD_DEMOGRAPHICS = "VideoDemographics.csv"
+FOLDER_SPEAKERS = "speakers.csv"   # the folder loader's speakers CSV, when found at the corpus root
 
 
 class CorpusError(ValueError):
@@ -172,8 +175,11 @@ def _cremad_genders(root: Path, csv_path: Path | None) -> dict[str, str | None]:
     return {row["actorid"]: _GENDERS.get(row["sex"].lower()) for row in rows}
 
 
-def _folder_speakers(csv_path: Path | None) -> dict[str, tuple[str, str | None]] | None:
-    """File key (relative posix path or bare name) -> (speaker, gender), or None without CSV."""
+def _folder_speakers(root: Path, csv_path: Path | None) -> dict[str, tuple[str, str | None]] | None:
+    """File key (relative posix path or bare name) -> (speaker, gender) from ``csv_path`` or ``root``'s
+    ``speakers.csv``; None without either."""
+    if csv_path is None and (root / FOLDER_SPEAKERS).is_file():
+        csv_path = root / FOLDER_SPEAKERS
     if csv_path is None:
         return None
     table: dict[str, tuple[str, str | None]] = {}
@@ -184,6 +190,36 @@ def _folder_speakers(csv_path: Path | None) -> dict[str, tuple[str, str | None]]
         key = row["file"].replace("\\", "/").removeprefix("./")
         table[key] = (row["speaker"], _GENDERS.get(gender))
     return table
+
+
+def _audio_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """The ``.wav``/``.flac`` files under ``root``, and the links among them that lead nowhere; linked
+    folders are followed, each real folder once (so a link loop ends)."""
+    files, broken, seen = [], [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        for name in names:
+            path = Path(folder, name)
+            if path.suffix.lower() in AUDIO_SUFFIXES:
+                (files if path.is_file() else broken).append(path)
+    return sorted(files), sorted(broken)
+
+
+def _guessed_speakers_problem(clips: list[Clip], root: Path) -> str | None:
+    """Why the speakers a folder corpus took from file names cannot be speakers: each has one label only."""
+    labels: dict[str, set[str]] = {}
+    for clip in clips:
+        labels.setdefault(clip.speaker, set()).add(clip.label)
+    if len({clip.label for clip in clips}) < 2 or any(len(found) > 1 for found in labels.values()):
+        return None
+    return (f"folder: each of the {len(labels)} speakers taken from the file names under {root} (the part before "
+            f"the first _ or -) has one label only, so they are not speakers, and grouping by them would hold "
+            f"out whole emotions; list each file's speaker in {root / FOLDER_SPEAKERS} (columns file, speaker, "
+            f"gender)")
 
 
 _PARSERS: dict[str, Callable[[Path], _Parsed]] = {
@@ -202,17 +238,20 @@ def scan_corpus(kind: str, root: str | Path, *,
         Corpus directory.
     speakers_csv : str or Path, optional
         ``cremad``: demographics CSV (ActorID, Sex) instead of searching ``root``;
-        ``folder``: CSV with ``file``, ``speaker`` and optional ``gender`` columns.
+        ``folder``: CSV with ``file``, ``speaker`` and optional ``gender`` columns (default: ``speakers.csv``
+        at ``root`` if there is one, else each file's speaker is its name up to the first ``_`` or ``-``).
 
     Returns
     -------
     CorpusScan
-        Clips sorted by path; every audio file that could not be parsed is in ``rejected``.
+        Clips sorted by path; every audio file that could not be parsed is in ``rejected``, and so are
+        broken links and, in the named corpora, a second copy of a file name (a corpus unpacked twice).
 
     Raises
     ------
     CorpusError
-        Unknown kind, missing root, no audio files, misused or malformed CSV.
+        Unknown kind, missing root, no audio files, misused or malformed CSV, or folder speakers taken from
+        file names that each hold one label only.
     """
     if kind not in KINDS:
         raise CorpusError(f"unknown corpus kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -223,30 +262,38 @@ def scan_corpus(kind: str, root: str | Path, *,
         raise CorpusError(f"corpus root {root} does not exist")
     if not root.is_dir():
         raise CorpusError(f"corpus root {root} is not a directory")
-    audio = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    audio, broken = _audio_files(root)
     if not audio:
-        raise CorpusError(f"no .wav or .flac files under {root}")
+        raise CorpusError(f"no .wav or .flac files under {root}" + (f" ({len(broken)} broken links)" if broken else ""))
     csv_path = None if speakers_csv is None else Path(speakers_csv).expanduser()
     parse: Callable[[Path], _Parsed]
     if kind == "cremad":
         parse = partial(_cremad, genders=_cremad_genders(root, csv_path))
     elif kind == "folder":
-        parse = partial(_folder, root=root, speakers=_folder_speakers(csv_path))
+        speakers = _folder_speakers(root, csv_path)
+        parse = partial(_folder, root=root, speakers=speakers)
     else:
         parse = _PARSERS[kind]
     clips: list[Clip] = []
-    rejected: list[tuple[Path, str]] = []
+    rejected: list[tuple[Path, str]] = [(path, "a link to nothing") for path in broken]
+    first: dict[str, Path] = {}    # a named corpus's file name -> its first path
     for path in audio:
         try:
             label, speaker, gender = parse(path)
+            if kind != "folder" and first.setdefault(path.name.lower(), path) != path:
+                raise _Reject(f"a second copy of {first[path.name.lower()]}")
         except _Reject as exc:
             rejected.append((path, str(exc)))
         else:
             clips.append(Clip(path, label, f"{kind}:{speaker}", gender, kind))
+    if kind == "folder" and speakers is None:
+        problem = _guessed_speakers_problem(clips, root)
+        if problem:
+            raise CorpusError(problem)
     if rejected:
         logger.warning("%s: rejected %d of %d audio files under %s",
-                       kind, len(rejected), len(audio), root)
-    return CorpusScan(tuple(clips), tuple(rejected))
+                       kind, len(rejected), len(audio) + len(broken), root)
+    return CorpusScan(tuple(clips), tuple(sorted(rejected)))
 
 
 def summarize(scan: CorpusScan) -> str:

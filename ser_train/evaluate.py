@@ -67,7 +67,9 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     the audio through that band, as a telephone line would (before the model's own band, if it has one);
     ``reverb_s`` first plays each clip in a reverberant :class:`Room` with that RT60 and ``drr_db`` direct-to-reverberant
     ratio (its own seeded echo).
-    Clips whose label the model lacks are skipped and counted; a clip with no detected speech counts as an error.
+    Clips whose label the model lacks are skipped and counted; a clip with no detected speech counts as an error,
+    and so does one that cannot be decoded (``unreadable_files`` says why). A model without a gender head
+    has no gender accuracy (None).
     """
     labels = scorer.card.labels
     usable = [c for c in clips if c.label in labels]
@@ -101,8 +103,9 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     report = emotion_report(truth, probs, tuple(shared))
     if adapt:
         report["by_session_position"] = by_session_position(truth, probs, np.array(places), tuple(shared))
-    report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable),
-                   "gender_accuracy": gender_accuracy(genders, np.array(gender_rows).reshape(-1, 2)),
+    gender_rows = np.array(gender_rows).reshape(-1, 2)
+    report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable), "unreadable_files": unreadable,
+                   "gender_accuracy": gender_accuracy(genders, gender_rows) if scorer.card.gender_trained else None,
                    "gender_clips": int(np.sum(genders >= 0)),
                    "adapt": adapt, "seed": seed, "gain_db": gain_db,
                    "noise": None if noise is None else {"snr_db": noise[0], "exponent": noise[1]},

@@ -392,7 +392,9 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     folds = min(fit.folds, len(speakers))
     splits = speaker_splits(table, folds)
     real = table.factor == 1.0
-    console.print(f"{int(real.sum())} windows from {len(np.unique(table.clip[real]))} clips, {len(speakers)} speakers "
+    heard = len(np.unique(table.clip[real]))
+    silent = f" ({len(clips) - heard} more without speech, left out)" if heard < len(clips) else ""
+    console.print(f"{int(real.sum())} windows from {heard} clips{silent}, {len(speakers)} speakers "
                   f"(+{int((~real).sum())} voice-perturbed training windows, factors {fit.voice_factors}, "
                   f"each speaker's copy at one level in {fit.copy_gain_db} dB{_noise_text(fit)}); "
                   f"{folds}-fold CV grouped by speaker")

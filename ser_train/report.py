@@ -14,10 +14,11 @@ from ser_train.frame_model import FrameModelConfig
 
 def figures_table(report: dict) -> Table:
     """The per-class table `ser-train evaluate` prints, with the headline figures in the title."""
-    gender = "n/a (no gender labels)" if report["gender_accuracy"] is None else f"{report['gender_accuracy']:.3f}"
+    gender = "n/a" if report["gender_accuracy"] is None else f"{report['gender_accuracy']:.3f}"
     ece = "n/a" if report["ece"] is None else f"{report['ece']:.3f}"
     title = (f"n={report['n']}  accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}  gender {gender}  "
              f"ECE {ece}  no speech {report['no_speech']}  skipped {report['skipped']}  "
+             + (f"unreadable {report['unreadable']}  " if report.get("unreadable") else "") +
              f"({', '.join(_conditions(report))})")
     table = Table(title=title)
     for column in ("emotion", "precision", "recall", "f1", "support"):

@@ -226,6 +226,40 @@ def test_folder_bad_speakers_csv(tmp_path: Path, text: str, match: str) -> None:
         scan_corpus("folder", tmp_path / "data", speakers_csv=tmp_path / "speakers.csv")
 
 
+def test_folder_finds_its_speakers_csv_at_the_root(tmp_path: Path) -> None:
+    _touch(tmp_path, "angry/a.wav", "sad/b.wav")
+    (tmp_path / "speakers.csv").write_text("file,speaker,gender\nangry/a.wav,alice,f\nsad/b.wav,bob,m\n")
+    clips = _by_name(scan_corpus("folder", tmp_path))
+    assert {n: (c.speaker, c.gender) for n, c in clips.items()} == {"a.wav": ("folder:alice", "female"),
+                                                                    "b.wav": ("folder:bob", "male")}
+
+
+def test_folder_refuses_speakers_guessed_from_names_that_hold_one_label_each(tmp_path: Path) -> None:
+    _touch(tmp_path, "angry/angry_01.wav", "angry/angry_02.wav", "sad/sad_01.wav", "sad/sad_02.wav")
+    with pytest.raises(CorpusError, match="one label only.*speakers.csv"):
+        scan_corpus("folder", tmp_path)
+
+
+# ---------------------------------------------------------------- links and copies
+def test_linked_folders_are_followed_once_and_broken_links_counted(tmp_path: Path) -> None:
+    _touch(tmp_path / "elsewhere", "Actor_03/03-01-01-01-01-01-03.wav")
+    _touch(tmp_path / "corpus", "Actor_01/03-01-01-01-01-01-01.wav")
+    (tmp_path / "corpus/Actor_03").symlink_to(tmp_path / "elsewhere/Actor_03")
+    (tmp_path / "corpus/Actor_01/loop").symlink_to(tmp_path / "corpus")                 # a link loop ends
+    (tmp_path / "corpus/Actor_01/03-01-02-01-01-01-01.wav").symlink_to(tmp_path / "gone.wav")
+    scan = scan_corpus("ravdess", tmp_path / "corpus")
+    assert sorted(c.speaker for c in scan.clips) == ["ravdess:01", "ravdess:03"]
+    assert _rejected(scan) == {"03-01-02-01-01-01-01.wav": "a link to nothing"}
+
+
+def test_a_corpus_unpacked_twice_counts_each_clip_once(tmp_path: Path) -> None:
+    names = [f"Actor_01/03-01-0{e}-01-01-01-01.wav" for e in (1, 2)]
+    _touch(tmp_path, *names, *(f"audio_speech_actors_01-24/{n}" for n in names))   # Kaggle's layout
+    scan = scan_corpus("ravdess", tmp_path)
+    assert [c.path for c in scan.clips] == [tmp_path / n for n in names]
+    assert [reason for _, reason in scan.rejected] == [f"a second copy of {tmp_path / n}" for n in names]
+
+
 # ---------------------------------------------------------------- errors and summary
 def test_corpus_errors(tmp_path: Path) -> None:
     _touch(tmp_path, "file.wav", "empty/notes.txt")

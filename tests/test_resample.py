@@ -20,7 +20,7 @@ def small_corpus(root):
         mono = bursts(rate=44100, total_s=2.0, spans=((0.4, 1.6, "noise"),))
         (root / "angry").mkdir(parents=True, exist_ok=True)
         sf.write(root / "angry" / f"{speaker}_a.wav", np.column_stack((mono, mono)), 44100)
-    (root / "speakers.csv").write_text("file,speaker\nangry/s1_a.wav,s1\n")
+    (root / "speakers.csv").write_text("file,speaker\nangry/s1_a.wav,s1\nangry/s2_a.wav,s2\n")
     return root
 
 
@@ -36,7 +36,7 @@ def test_resample_writes_mono_audio_at_the_rate_under_the_same_names(tmp_path, c
     assert (tmp_path / "dst" / "speakers.csv").read_text() == (source / "speakers.csv").read_text()
     assert "wrote 2 audio files at 8000 Hz" in " ".join(capsys.readouterr().err.split())
     clips = scan_corpus("folder", tmp_path / "dst", speakers_csv=tmp_path / "dst" / "speakers.csv").clips   # the CSV still matches
-    assert [c.speaker for c in clips] == ["folder:s1"] and rate_range(list(clips)) == (8000, 8000)
+    assert [c.speaker for c in clips] == ["folder:s1", "folder:s2"] and rate_range(list(clips)) == (8000, 8000)
     assert rate_range(list(scan_corpus("folder", source).clips)) == (44100, 44100) and rate_range([]) is None
 
 

@@ -79,7 +79,8 @@ def test_held_out_without_a_fold_model_is_one_line(tmp_path, tiny_model, capsys)
     assert err.count("\n") == 1 and "--held-out needs a fold model kept by" in err
 
 
-@pytest.mark.parametrize("flags", [["--no-streaming-cv", "--keep-folds", "folds"], ["--no-frame-model", "--frame-masks"],
+@pytest.mark.parametrize("flags", [["--no-streaming-cv", "--keep-folds", "folds"], ["--no-streaming-cv", "--report", "r"],
+                                   ["--no-frame-model", "--frame-masks"],
                                    ["--no-frame-model", "--frame-averaging"]])
 def test_flags_that_contradict_each_other_are_one_line(tmp_path, capsys, flags):
     assert cli.main(["fit", "--corpus", f"folder={tmp_path}", *flags]) == 2
@@ -272,7 +273,7 @@ def test_evaluate_title_says_when_a_corpus_has_no_gender_labels():
 
     report = {"n": 8, "accuracy": 0.5, "uar": 0.4567, "gender_accuracy": None, "ece": None, "no_speech": 0,
               "skipped": 1, "adapt": True, "per_class": {}}
-    assert "gender n/a (no gender labels)  ECE n/a" in figures_table(report).title
+    assert "gender n/a  ECE n/a" in figures_table(report).title
     report.update(gender_accuracy=0.98765, ece=0.1)
     assert "UAR 0.457  gender 0.988  ECE 0.100" in figures_table(report).title
 
@@ -287,3 +288,74 @@ def test_report_counts_the_clips_a_replay_found_no_speech_in():
     assert _level_note(stream(no_speech=0)).count("without speech") == 0
     assert _level_note(stream(no_speech=25)).count("25 clips without speech, counted as errors") == 2
     assert "Pooled before" in _level_note({**stream(), "note": "Pooled before the fix."})  # a card's own note
+
+
+def test_a_model_without_a_gender_head_has_no_gender_accuracy(tmp_path, tiny_model):
+    model = tmp_path / "genderless.onnx"
+    shutil.copy(tiny_model, model)
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    model.with_suffix(".json").write_text(json.dumps({**card, "gender_trained": False}))
+    clips = [c for c in scan_corpus("folder", folder_corpus(tmp_path / "corpus")).clips]
+    clips = [type(c)(c.path, c.label, c.speaker, "female", c.corpus) for c in clips]    # genders known
+    assert evaluate(Scorer(tiny_model, DEFAULT_SPEC), clips, adapt=False, progress=False)["gender_accuracy"] is not None
+    assert evaluate(Scorer(model, DEFAULT_SPEC), clips, adapt=False, progress=False)["gender_accuracy"] is None
+
+
+def test_evaluate_names_the_files_it_cannot_decode(tmp_path, tiny_model, capsys):
+    corpus = folder_corpus(tmp_path / "corpus")
+    (corpus / "angry" / "s2_broken.wav").write_bytes(b"RIFF" + bytes(100))
+    out = tmp_path / "figures.json"
+    assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "FOLDER", "--data", str(corpus),
+                     "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["unreadable"] == 1 and "s2_broken.wav" in figures["unreadable_files"][0]
+    printed = " ".join(capsys.readouterr().err.split())    # the table wraps to the console's width
+    assert "unreadable 1" in printed and "unreadable: " in printed and "s2_broken.wav" in printed
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["fit", "--out", "{file}/model"], "--out"),
+    (["fit", "--report", "{file}"], "--report"),
+    (["fit", "--keep-folds", "{file}/folds"], "--keep-folds"),
+    (["evaluate", "--model", "ser-ravdess", "--corpus", "folder", "--json", "{tmp}"], "--json"),
+    (["evaluate", "--model", "ser-ravdess", "--corpus", "folder", "--json", "{file}/x.json"], "--json")])
+def test_output_paths_are_checked_before_any_work(tmp_path, capsys, argv, needle):
+    """A path that cannot be written fails at once, not after hours of fitting or replaying."""
+    (tmp_path / "file").write_text("")
+    argv = [a.format(file=tmp_path / "file", tmp=tmp_path) for a in argv]
+    data = ["--corpus", f"folder={tmp_path / 'none'}"] if argv[0] == "fit" else ["--data", str(tmp_path / "none")]
+    assert cli.main([*argv, *data]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"ser-train: error: {needle}")
+
+
+@pytest.mark.parametrize("emotions,needle", [("ANGRY,", "--emotions gives only angry"),
+                                             (None, "the corpora hold only angry")])
+def test_one_emotion_is_refused_before_any_work(tmp_path, capsys, emotions, needle):
+    corpus = tmp_path / "corpus"
+    for speaker in ("s1", "s2", "s3"):
+        (corpus / "angry").mkdir(parents=True, exist_ok=True)
+        sf.write(corpus / "angry" / f"{speaker}_{len(speaker)}.wav", bursts(total_s=1.0), 16000)
+    flags = ["--emotions", emotions] if emotions else []
+    assert cli.main(["fit", "--corpus", f"folder={corpus}", *flags, "--out", str(tmp_path / "m")]) == 2
+    assert needle in error_line(capsys.readouterr().err) and not (tmp_path / "m.onnx").exists()
+
+
+def error_line(err: str) -> str:
+    """The error that ends a run, after the corpus summary; never a traceback."""
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("ser-train: error: "), err
+    return err.strip().splitlines()[-1]
+
+
+def test_a_corpus_of_the_wrong_kind_is_one_line(tmp_path, capsys):
+    (tmp_path / "Actor_01").mkdir()
+    sf.write(tmp_path / "Actor_01" / "03-01-05-01-01-01-01.wav", bursts(total_s=1.0), 16000)
+    assert cli.main(["fit", "--corpus", f"emodb={tmp_path}", "--out", str(tmp_path / "m")]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "none of the 1 audio files" in line and "is a emodb clip" in line and "right kind" in line
+
+
+def test_an_unknown_log_level_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--log-level", "bogus", "report", "--model", "m", "--out", "o"])
+    assert stop.value.code == 2 and "Traceback" not in capsys.readouterr().err
