@@ -208,18 +208,23 @@ class FileSource:
 
     def __iter__(self) -> Iterator[Chunk]:
         began = time.monotonic()
-        pending = np.zeros(0, dtype=np.float32)
+        pending: list[np.ndarray] = []   # decoded pieces not yet delivered, joined only once a block is full
+        held = 0
         failure: SourceError | None = None
         try:
             for decoded in self._decoded():
-                pending = np.concatenate((pending, decoded)) if len(pending) else decoded
-                while len(pending) >= self.block:
-                    yield self._emit(pending[:self.block], began)
-                    pending = pending[self.block:]
+                pending.append(decoded)
+                held += len(decoded)
+                if held >= self.block:
+                    buffer = np.concatenate(pending)
+                    whole = held - held % self.block
+                    for start in range(0, whole, self.block):
+                        yield self._emit(buffer[start:start + self.block], began)
+                    pending, held = [buffer[whole:]], held - whole
         except SourceError as exc:  # deliver the partial block before reporting the failure
             failure = exc
-        if len(pending):
-            yield self._emit(pending, began)
+        if held:
+            yield self._emit(np.concatenate(pending), began)
         if failure is not None:
             raise failure
 

@@ -369,7 +369,12 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
         console.print(f"[yellow]warning:[/] {warning}")
     _check_speakers(len({c.speaker for c in clips}), fit)       # before the long extraction
     levels = speaker_levels(clips) if fit.copy_snr_db is not None or fit.gender_noise_snr_db is not None else {}
-    rate = min((rate_range(clips) or (0, DEFAULT_SPEC.sample_rate))[1], DEFAULT_SPEC.sample_rate)  # widest band heard
+    rates = rate_range(clips) or (DEFAULT_SPEC.sample_rate, DEFAULT_SPEC.sample_rate)
+    rate = min(rates[1], DEFAULT_SPEC.sample_rate)  # widest band heard
+    if rates[0] < rate:
+        console.print(f"[yellow]warning:[/] the training audio is recorded at {rates[0]} to {rates[1]} Hz, so some "
+                      f"clips hold nothing above {rates[0] // 2} Hz: the model may learn a corpus's bandwidth as a cue "
+                      f"to its labels. `ser-train resample DIR DIR-LOW --rate {rates[0]}` gives the others that band.")
     band = (f" Training audio recorded at up to {rate} Hz is resampled to {DEFAULT_SPEC.sample_rate} Hz, "
             f"as served: its real audio holds nothing above {rate // 2} Hz (a voice copy at factor f: {rate // 2} / f)."
             if rate < DEFAULT_SPEC.sample_rate else "")

@@ -132,6 +132,23 @@ def test_streaming_cv_with_two_speakers_is_refused_in_one_line_before_extraction
     assert len(errors) == 1 and "at least 3 speakers (found 2)" in errors[0] and "--no-streaming-cv" in errors[0]
 
 
+@pytest.mark.parametrize("low_rate, warned", [(8000, True), (16000, False)])
+def test_fit_warns_when_the_training_audio_mixes_sample_rates(tmp_path, capsys, monkeypatch, low_rate, warned):
+    from ser_train import fit
+
+    def stop(*args, **kwargs):
+        raise ValueError("stopped before extraction")
+
+    corpus = folder_corpus(tmp_path / "corpus")
+    sf.write(corpus / "angry" / "s1_low.wav", bursts(rate=low_rate, total_s=2.0, spans=((0.4, 1.6, "noise"),)), low_rate)
+    monkeypatch.setattr(fit, "extract", stop)
+    assert cli.main(["fit", "--corpus", f"folder={corpus}", "--no-frame-model", "--no-streaming-cv",
+                     "--out", str(tmp_path / "m")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("recorded at 8000 to 16000 Hz" in err and "--rate 8000" in err) == warned
+    assert "stopped before extraction" in err
+
+
 @pytest.mark.parametrize("flags, span", [([], 0.0), (["--reverb-copies", "--gender-copies"], 0.05),
                                          (["--noise-copies"], 0.05)])
 def test_gender_copies_flag_lets_the_nearest_copies_train_the_gender_head(tmp_path, monkeypatch, flags, span):
