@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--model", type=model_path, default=DEFAULT_MODEL, help=MODEL_HELP)
     add_output_flags(live)
 
-    replay = commands.add_parser("replay", help="replay an audio file (wav, flac, ogg; any rate or channels)")
+    replay = commands.add_parser("replay", help="replay an audio file (wav, flac, ogg, aiff; any rate or channels)")
     replay.add_argument("path", type=Path)
     replay.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 4 = 4x, 0 = as fast as possible")
     replay.add_argument("--chunk", type=int, default=DEFAULT_BLOCK, help=f"block size in samples (default {DEFAULT_BLOCK})")
@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail("interrupted", 130)
     except Exception as exc:  # a bug: still one line for the user
         log.debug("internal error", exc_info=True)
-        return fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG for details)", 1)
+        return fail(f"internal error: {type(exc).__name__}: {exc} "
+                    f"(rerun as `ser --log-level DEBUG {args.command} ...` for details)", 1)
 
 
 def fail(message: str, code: int) -> int:

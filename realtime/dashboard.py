@@ -210,19 +210,19 @@ def timeline_lines(s: Snapshot, width: int) -> list[Text]:
 
 
 def footer(s: Snapshot) -> Text:
-    """Counters: windows, latency, real-time factor, losses (red when non-zero), adaptation."""
+    """Counters: scored updates, latency, real-time factor, losses (red when non-zero), adaptation."""
     def ms(value: float | None) -> str:
         return "–" if value is None else f"{value:.1f}"
 
     def counter(name: str, value: int) -> tuple[str, str]:
         return f"{name} {value}", "bold reverse red" if value else ""
 
-    def windows(n: int) -> str:
-        return f"{n} window{'' if n == 1 else 's'}"
+    def plural(n: int, noun: str) -> str:
+        return f"{n} {noun}{'' if n == 1 else 's'}"
 
     rtf = "–" if s.realtime_factor is None else f"{s.realtime_factor:.3f}"
-    adaptation = f"adapted {windows(s.adapted_windows)}" if s.adapting else "adaptation off"
-    return Text.assemble(f" {windows(s.windows)} · latency p50/p95 {ms(s.latency_p50_ms)}/{ms(s.latency_p95_ms)} ms"
+    adaptation = f"adapted {plural(s.adapted_windows, 'window')}" if s.adapting else "adaptation off"
+    return Text.assemble(f" {plural(s.windows, 'update')} · latency p50/p95 {ms(s.latency_p50_ms)}/{ms(s.latency_p95_ms)} ms"
                          f" · RTF {rtf} · ", counter("dropped", s.dropped_blocks), " · ",
                          counter("overflows", s.overflows), f" · {adaptation}")
 

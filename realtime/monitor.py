@@ -140,7 +140,8 @@ class Monitor:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.emotion_counts.items(), key=lambda kv: -kv[1]))
         p50 = self.latency_percentile(50)
         rtf = self.realtime_factor()
-        parts = [f"{self.samples / self.sample_rate:.1f} s of audio", f"{self.windows} windows scored",
+        segments = sum(self.emotion_counts.values())
+        parts = [f"{self.samples / self.sample_rate:.1f} s of audio", f"{self.windows} updates scored ({segments} segments)",
                  f"segments: {counts or 'none'}",
                  f"latency p50 {p50:.1f} ms" if p50 is not None else "latency n/a",
                  f"CPU/audio {rtf:.4f}" if rtf is not None else "CPU/audio n/a",

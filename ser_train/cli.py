@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                           f"from a few windows is noisier than a mean (default: the mean's prior, "
                           f"{AdaptConfig.prior_windows:g} windows; not in the shipped models: see the README)")
     fit.add_argument("--seed", type=int, default=0,
-                     help="seed of every random choice: session orders, classifier and CNN training (default 0)")
+                     help="seed of every random choice: session orders, classifier and CNN training, and the streaming CV's "
+                          "clip order (default 0)")
 
     ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it")
     ev.add_argument("--model", required=True, help="model .onnx, or a shipped model's name")
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = ev.add_mutually_exclusive_group()
     mode.add_argument("--adapt", dest="adapt", action="store_true", default=True, help="one session per speaker (default)")
     mode.add_argument("--no-adapt", dest="adapt", action="store_false", help="reset state before every clip")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the within-speaker clip order")
+    ev.add_argument("--seed", type=int,
+                    help="seed of the within-speaker clip order (default 0; with --held-out, the fit's seed)")
     ev.add_argument("--gain-db", type=float, default=0.0,
                     help="play every clip this many dB louder (negative: quieter), clipped at full scale (default 0)")
     ev.add_argument("--snr-db", type=float,
@@ -267,6 +269,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         check_writable(args.json, "--json")
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     held = held_out_speakers(scorer, args.model) if args.held_out else None
+    seed = args.seed if args.seed is not None else fit_seed(scorer) if held is not None else 0
     clips = scan_all([(args.corpus, args.data)], console)
     if held is not None:
         clips = [c for c in clips if c.speaker in held]
@@ -277,7 +280,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     narrower = rates and scorer.card.narrower_input(rates[0])
     if narrower:
         console.print(f"[yellow]warning:[/] {narrower}")
-    report = evaluate(scorer, clips, adapt=args.adapt, seed=args.seed, gain_db=args.gain_db, noise=noise,
+    report = evaluate(scorer, clips, adapt=args.adapt, seed=seed, gain_db=args.gain_db, noise=noise,
                       band_hz=args.band, reverb_s=args.reverb_s, drr_db=args.drr_db)
     console.print(figures_table(report))
     for reason in report["unreadable_files"][:5]:
@@ -297,6 +300,11 @@ def held_out_speakers(scorer, model: str) -> set[str]:
         raise ValueError(f"--held-out needs a fold model kept by `ser-train fit --keep-folds`; {model} names no "
                          f"held-out speakers")
     return set(held)
+
+
+def fit_seed(scorer) -> int:
+    """The ``--seed`` of the fit that made a kept fold model: its streaming CV replayed the clips in that order."""
+    return int(scorer.card.raw.get("training", {}).get("fit_config", {}).get("seed", 0))
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
@@ -338,11 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args, console)
     except (CorpusError, ModelError, SourceError, ValueError, OSError) as exc:
+        log.debug("error", exc_info=True)
         print(f"ser-train: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ser-train: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: still one line for the user
+        log.debug("internal error", exc_info=True)
+        print(f"ser-train: internal error: {type(exc).__name__}: {exc} "
+              f"(rerun as `ser-train --log-level DEBUG {args.command} ...` for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def test_header_gender_activity_and_footer():
     assert gender_bar.count("█") > gender_bar.count("░") > 0
     assert styled(" SPEECH ", "bold reverse green") in ansi and "window 1.8 s" in plain
     assert "level -23 dBFS  peak -6" in plain and "┃" in plain and "CLIPPING" not in plain
-    assert ("42 windows · latency p50/p95 0.4/1.2 ms · RTF 0.031 · dropped 0 · overflows 0 · adapted 12 windows"
+    assert ("42 updates · latency p50/p95 0.4/1.2 ms · RTF 0.031 · dropped 0 · overflows 0 · adapted 12 windows"
             in plain)
     assert styled("dropped 0", "bold reverse red") not in ansi
 
@@ -85,7 +85,7 @@ def test_header_gender_activity_and_footer():
 def test_drops_overflows_and_clipping_are_warnings():
     plain, ansi, _ = frame(dataclasses.replace(SNAPSHOT, dropped_blocks=3, overflows=2, clipping=True, peak_dbfs=0.0,
                                                windows=1, adapted_windows=1))
-    assert " 1 window · " in plain and "adapted 1 window\n" in plain
+    assert " 1 update · " in plain and "adapted 1 window\n" in plain
     assert styled("dropped 3", "bold reverse red") in ansi and styled("overflows 2", "bold reverse red") in ansi
     assert styled(" CLIPPING: lower the gain ", "bold reverse red") in ansi
     assert styled("┃", "bold red") in ansi                               # the peak hold turns red too
@@ -127,7 +127,7 @@ def test_before_any_speech():
                                 realtime_factor=None, adapting=False, adapted_windows=0)
     plain, _, _ = frame(empty)
     assert "listening" in plain and "window –" in plain and "female    –" in plain
-    assert "0 windows · latency p50/p95 –/– ms · RTF –" in plain and "adaptation off" in plain
+    assert "0 updates · latency p50/p95 –/– ms · RTF –" in plain and "adaptation off" in plain
     for label in LABELS:
         assert row(plain, label).endswith("·    –    – │") and "█" not in row(plain, label)
 

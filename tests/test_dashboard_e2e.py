@@ -71,7 +71,7 @@ def test_demo_dashboard_in_tmux_and_q_quits(tmp_path: Path):
         wait_for("ser to exit", lambda: exit_file.read_text() if exit_file.exists() else None, timeout_s=60)
         assert exit_file.read_text().strip() == "EXIT=0"
         final = screen()
-        summary = re.search(r"summary: ([\d.]+) s of audio; (\d+) windows scored", final)
+        summary = re.search(r"summary: ([\d.]+) s of audio; (\d+) updates scored", final)
         assert summary, final
         assert float(summary[1]) < DEMO_S and int(summary[2]) > 0      # q stopped it before the recording ended
         assert "Traceback" not in final

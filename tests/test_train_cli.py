@@ -62,13 +62,16 @@ def test_evaluate_held_out_replays_only_the_speakers_a_kept_fold_model_names(tmp
     shutil.copy(tiny_model, fold.with_suffix(".onnx"))
     card = json.loads(tiny_model.with_suffix(".json").read_text())
     card["metrics"][HELD_OUT_KEY] = ["folder:s1"]
+    card["training"] = {"fit_config": {"seed": 7}}
     fold.with_suffix(".json").write_text(json.dumps(card))
     out = tmp_path / "figures.json"
     corpus = folder_corpus(tmp_path / "corpus")
-    assert cli.main(["evaluate", "--model", str(fold.with_suffix(".onnx")), "--corpus", "folder", "--data", str(corpus),
-                     "--held-out", "--json", str(out)]) == 0
-    figures = json.loads(out.read_text())
-    assert figures["n"] + figures["skipped"] == 4          # s1's four clips (one of them silent), not s2's three
+    for seed, flags in ((7, []), (2, ["--seed", "2"])):     # the fit's clip order, unless --seed says otherwise
+        assert cli.main(["evaluate", "--model", str(fold.with_suffix(".onnx")), "--corpus", "folder", "--data",
+                         str(corpus), "--held-out", "--json", str(out), *flags]) == 0
+        figures = json.loads(out.read_text())
+        assert figures["n"] + figures["skipped"] == 4      # s1's four clips (one of them silent), not s2's three
+        assert figures["seed"] == seed
 
 
 def test_held_out_without_a_fold_model_is_one_line(tmp_path, tiny_model, capsys):
@@ -376,3 +379,21 @@ def test_an_unknown_log_level_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["--log-level", "bogus", "report", "--model", "m", "--out", "o"])
     assert stop.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_a_bug_is_one_line_and_debug_shows_its_traceback(tmp_path, capsys, monkeypatch, caplog):
+    from ser_train import report
+
+    def broken(*args):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(report, "write_report", broken)
+    card = tmp_path / "m.json"
+    card.write_text("{}")
+    argv = ["report", "--model", str(card), "--out", str(tmp_path / "r")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: KeyError" in err and "--log-level DEBUG report" in err
+    caplog.set_level("DEBUG", logger="ser-train")
+    assert cli.main(["--log-level", "DEBUG", *argv]) == 1
+    assert any(record.exc_info and record.exc_info[0] is KeyError for record in caplog.records)
