@@ -222,8 +222,8 @@ def footer(s: Snapshot) -> Text:
 
     rtf = "–" if s.realtime_factor is None else f"{s.realtime_factor:.3f}"
     adaptation = f"adapted {plural(s.adapted_windows, 'window')}" if s.adapting else "adaptation off"
-    return Text.assemble(f" {plural(s.windows, 'update')} · latency p50/p95 {ms(s.latency_p50_ms)}/{ms(s.latency_p95_ms)} ms"
-                         f" · RTF {rtf} · ", counter("dropped", s.dropped_blocks), " · ",
+    return Text.assemble(f" {plural(s.windows, 'update')} · latency p50/p95 {ms(s.latency_p50_ms)}/"
+                         f"{ms(s.latency_p95_ms)} ms · RTF {rtf} · ", counter("dropped", s.dropped_blocks), " · ",
                          counter("overflows", s.overflows), f" · {adaptation}")
 
 
@@ -255,8 +255,9 @@ class Dashboard:
         self._published = time.monotonic()
         self._snapshot = monitor.snapshot(stats)
         self._keys = KeyReader(sys.stdin)
+        stdout_is_terminal = sys.stdout is not None and sys.stdout.isatty()   # None: started with stdout closed
         self._live = Live(get_renderable=lambda: render(self._snapshot), console=self._console,
-                          refresh_per_second=REFRESH_HZ, redirect_stdout=sys.stdout is not None and sys.stdout.isatty())
+                          refresh_per_second=REFRESH_HZ, redirect_stdout=stdout_is_terminal)
         self._stack = ExitStack()
 
     def poll(self) -> bool:

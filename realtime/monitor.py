@@ -141,8 +141,8 @@ class Monitor:
         p50 = self.latency_percentile(50)
         rtf = self.realtime_factor()
         segments = sum(self.emotion_counts.values())
-        parts = [f"{self.samples / self.sample_rate:.1f} s of audio", f"{self.windows} updates scored ({segments} segments)",
-                 f"segments: {counts or 'none'}",
+        parts = [f"{self.samples / self.sample_rate:.1f} s of audio", f"{self.windows} updates scored",
+                 f"{segments} segment{'' if segments == 1 else 's'}" + (f": {counts}" if counts else ""),
                  f"latency p50 {p50:.1f} ms" if p50 is not None else "latency n/a",
                  f"CPU/audio {rtf:.4f}" if rtf is not None else "CPU/audio n/a",
                  f"dropped blocks {stats.dropped_blocks}", f"overflows {stats.overflows}"]
