@@ -47,6 +47,10 @@ def input_devices() -> list[InputDevice]:
             for i, d in enumerate(devices) if d["max_input_channels"] > 0]
 
 
+def device_list(devices: list[InputDevice]) -> str:
+    return ", ".join(f"{d.index}: {d.name}" for d in devices)
+
+
 def resolve_device(spec: str | None) -> InputDevice:
     """Pick an input device by index or by a case-insensitive substring of its name (None: the default)."""
     devices = input_devices()
@@ -54,17 +58,24 @@ def resolve_device(spec: str | None) -> InputDevice:
         raise SourceError("no audio input device found; plug in a microphone or check `ser devices`")
     if spec is None:
         sd = import_sounddevice()
-        default = sd.default.device[0] if isinstance(sd.default.device, (list, tuple)) else sd.default.device
+        try:   # the system's default input (PortAudio's, or sounddevice's sd.default.device if set)
+            default = sd.query_devices(kind="input")["index"]
+        except (sd.PortAudioError, ValueError):
+            default = None
         return next((d for d in devices if d.index == default), devices[0])
-    if spec.strip().isdigit():
+    if not spec.strip():
+        raise SourceError(f"--device is empty; give an index or part of a name: {device_list(devices)}")
+    if spec.strip().isdecimal():
         match = [d for d in devices if d.index == int(spec)]
     else:
         match = [d for d in devices if spec.lower() in d.name.lower()]
         exact = [d for d in match if d.name.lower() == spec.lower()]
         match = exact or match
     if not match:
-        names = ", ".join(f"{d.index}: {d.name}" for d in devices)
-        raise SourceError(f"no input device matches '{spec}'; available: {names}")
+        raise SourceError(f"no input device matches '{spec}'; available: {device_list(devices)}")
+    if len(match) > 1:
+        raise SourceError(f"'{spec}' matches {len(match)} input devices ({device_list(match)}); give the index "
+                          f"or more of the name")
     return match[0]
 
 
@@ -129,13 +140,13 @@ class MicSource:
                 self.stats.blocks += 1
                 yield Chunk(mono, position)
                 position += len(mono)
-            tail = resampler(np.zeros(0, np.float32), last=True)
-            if len(tail):
-                yield Chunk(tail, position)
         except sd.PortAudioError as exc:
             self.ended_reason = f"input device '{self.device.name}' failed: {exc}"
         finally:
             stream.close(ignore_errors=True)
+        tail = resampler(np.zeros(0, np.float32), last=True)   # however the device ended
+        if len(tail):
+            yield Chunk(tail, position)
 
     def _blocks(self, stream: object) -> Iterator[np.ndarray]:
         """Blocks as the device delivers them, until it stops or ``stop()`` is called; then those already queued."""

@@ -60,11 +60,22 @@ class Plan:
     delivered: int = 0
 
 
-def fake_sounddevice(devices: list[dict], plan: Plan | None = None) -> ModuleType:
+def fake_sounddevice(devices: list[dict], plan: Plan | None = None, default_input: int | None = None) -> ModuleType:
+    """``default_input``: the index PortAudio reports as the default input (None: the first input device)."""
     sd = ModuleType("sounddevice")
     sd.PortAudioError = PortAudioError
-    sd.default = SimpleNamespace(device=[0, 0])
-    sd.query_devices = lambda: list(devices)
+    sd.default = SimpleNamespace(device=[-1, -1])   # as in sounddevice: -1 leaves the choice to PortAudio
+    inputs = [i for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+
+    def query_devices(device: int | None = None, kind: str | None = None):
+        if kind is None:
+            return list(devices)
+        chosen = default_input if default_input is not None else (inputs or [None])[0]
+        if chosen is None:
+            raise PortAudioError("No input device available")
+        return {**devices[chosen], "index": chosen}
+
+    sd.query_devices = query_devices
 
     class InputStream:
         def __init__(self, *, device, samplerate, channels, dtype, blocksize, callback) -> None:
@@ -115,8 +126,9 @@ def blocks_of(audio: np.ndarray, block: int = BLOCK) -> list[np.ndarray]:
     return [audio[i:i + block] for i in range(0, len(audio) - block + 1, block)]
 
 
-def install(monkeypatch: pytest.MonkeyPatch, devices: list[dict], plan: Plan | None = None) -> None:
-    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(devices, plan))
+def install(monkeypatch: pytest.MonkeyPatch, devices: list[dict], plan: Plan | None = None,
+            default_input: int | None = None) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(devices, plan, default_input))
 
 
 def live(tmp_path: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[int, list[dict], str]:
@@ -144,6 +156,18 @@ def test_device_name_that_matches_nothing(monkeypatch, tmp_path, capsys):
     install(monkeypatch, [SPEAKER, MIC])
     code, _, err = live(tmp_path, capsys, "--device", "bluetooth")
     assert code == 2 and "no input device matches 'bluetooth'; available: 1: Fake USB Mic" in one_line(err)
+
+
+@pytest.mark.parametrize("spec,needle", [("fake", "'fake' matches 2 input devices (1: Fake USB Mic, 2: Fake Built-in "
+                                                  "Mic); give the index or more of the name"),
+                                          ("", "--device is empty"), ("usb", None), ("2", None)])
+def test_a_device_name_must_pick_one_device(monkeypatch, tmp_path, capsys, spec, needle):
+    install(monkeypatch, [SPEAKER, MIC, {**MIC, "name": "Fake Built-in Mic"}])
+    if needle is None:
+        assert MicSource(spec, RATE).device.index == {"usb": 1, "2": 2}[spec]
+        return
+    code, _, err = live(tmp_path, capsys, "--device", spec)
+    assert code == 2 and needle in one_line(err)
 
 
 def test_device_that_cannot_be_opened(monkeypatch, tmp_path, capsys):
@@ -232,3 +256,22 @@ def test_device_at_its_own_rate_is_resampled(monkeypatch, tmp_path, capsys, spee
     code, events, err = live(tmp_path, capsys)
     assert code == 1 and "stopped delivering audio" in err  # the fake device stops when its plan ends
     assert [e["emotion"] for e in events if e["type"] == "segment"] == ["angry", "sad"]
+
+
+def test_without_device_the_system_default_input_is_used(monkeypatch):
+    other = {**MIC, "name": "Fake Built-in Mic"}
+    install(monkeypatch, [MIC, SPEAKER, other], default_input=2)
+    assert MicSource(None, RATE).device.index == 2      # not merely the first input device
+    install(monkeypatch, [MIC, SPEAKER, other])
+    assert MicSource(None, RATE).device.index == 0
+
+
+@pytest.mark.parametrize("then", ["vanish", "error"])
+def test_the_resampler_tail_is_scored_however_the_device_ends(monkeypatch, speech, then):
+    native = soxr.resample(speech, RATE, 48000)
+    install(monkeypatch, [MIC], Plan(blocks_of(native, block=4800), then=then, rates=(48000,)))
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    source = MicSource(None, RATE)
+    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    run(source, Pipeline(scorer), [], monitor)
+    assert source.ended_reason is not None and abs(monitor.samples - len(speech)) <= 1
