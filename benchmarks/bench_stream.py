@@ -30,7 +30,9 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from benchmarks import baselines, live_cpu, measure  # noqa: E402
-from benchmarks.corpus import DEFAULT_DATA, Stream, load_stream  # noqa: E402
+from benchmarks.arguments import (non_negative_float, non_negative_int, output_file, positive_float,  # noqa: E402
+                                  positive_int)
+from benchmarks.corpus import Stream, load_stream  # noqa: E402
 from benchmarks.vmic import VirtualMicUnavailable  # noqa: E402
 from realtime.features import DEFAULT_SPEC  # noqa: E402
 from realtime.scorer import DEFAULT_MODEL, Scorer  # noqa: E402
@@ -162,19 +164,20 @@ def report(stream: Stream, reps: int, r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_stream", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+    parser.add_argument("--data", type=Path,
                         help="folder of speech recordings (default ../shared/data; else the bundled demo)")
-    parser.add_argument("--minutes", type=float, default=10.0, help="length of the stream (default 10)")
-    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="clip order and pauses (default 0)")
-    parser.add_argument("--live-seconds", type=float, default=60.0,
+    parser.add_argument("--minutes", type=positive_float, default=10.0, help="length of the stream (default 10)")
+    parser.add_argument("--reps", type=positive_int, default=5, help="interleaved repetitions (default 5)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="clip order and pauses (default 0)")
+    parser.add_argument("--live-seconds", type=non_negative_float, default=60.0,
                         help="seconds of speech played to `ser live` per mode on the virtual microphone, "
                              "measured last (default 60; 0 skips it)")
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
+    parser.add_argument("--json", type=output_file, help="also write the figures as JSON to this path")
     args = parser.parse_args(argv)
-    if args.minutes <= 0 or args.reps < 1 or args.live_seconds < 0:
-        parser.error("--minutes must be positive, --reps at least 1 and --live-seconds not negative")
-    stream = load_stream(args.data, args.minutes, DEFAULT_SPEC.sample_rate, args.seed)
+    try:
+        stream = load_stream(args.data, args.minutes, DEFAULT_SPEC.sample_rate, args.seed)
+    except ValueError as exc:
+        parser.error(str(exc))
     results = benchmark(stream, args.reps)
     print(report(stream, args.reps, results), flush=True)
     if args.live_seconds:
@@ -184,9 +187,12 @@ def main(argv: list[str] | None = None) -> int:
             print("\n" + live_cpu.report(live))
         except VirtualMicUnavailable as exc:
             print(f"\n`ser live` CPU not measured: no virtual microphone ({exc})")
+        except RuntimeError as exc:   # the figures above are kept
+            print(f"\n`ser live` CPU not measured: {exc}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "versions": versions(), "reps": args.reps,
-                                         "audio_s": stream.duration_s, **results}, indent=2))
+                                         "audio_s": stream.duration_s, "origin": stream.origin,
+                                         "clips": len(stream.clips), "seed": args.seed, **results}, indent=2))
     return 0
 
 

@@ -59,7 +59,7 @@ def build_stream(files: list[Path], minutes: float, rate: int, seed: int = 0, or
     if not files:
         raise ValueError("no audio files to build the benchmark stream from")
     rng = np.random.default_rng(seed)
-    target = int(minutes * 60 * rate)
+    target = max(1, int(minutes * 60 * rate))   # at least one clip
     parts: list[np.ndarray] = []
     clips: list[tuple[int, int, Path]] = []
     position = 0
@@ -76,9 +76,13 @@ def build_stream(files: list[Path], minutes: float, rate: int, seed: int = 0, or
     return Stream(np.concatenate(parts), rate, tuple(clips), origin)
 
 
-def load_stream(data: Path, minutes: float, rate: int, seed: int = 0) -> Stream:
-    """The benchmark stream from ``data``, or from the bundled demo recording when it holds no audio."""
-    files = audio_files(data) if data.is_dir() else []
+def load_stream(data: Path | None, minutes: float, rate: int, seed: int = 0) -> Stream:
+    """The benchmark stream from ``data``; without it, from ``DEFAULT_DATA`` or, in a clone without that,
+    the bundled demo recording. A ``data`` folder without audio is an error, not a silent substitute."""
+    folder = DEFAULT_DATA if data is None else data
+    files = audio_files(folder) if folder.is_dir() else []
     if files:
-        return build_stream(files, minutes, rate, seed, origin=str(data))
+        return build_stream(files, minutes, rate, seed, origin=str(folder))
+    if data is not None:
+        raise ValueError(f"{data}: no {'/'.join(s.lstrip('.') for s in AUDIO_SUFFIXES)} files there")
     return build_stream([demo_path()], minutes, rate, seed, origin="bundled demo.flac")

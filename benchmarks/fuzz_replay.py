@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from benchmarks.arguments import non_negative_int, positive_int
 from realtime import cli
 
 log = logging.getLogger("fuzz_replay")
@@ -219,9 +220,9 @@ def fuzz(cases: int, seed: int, workdir: Path, keep: Path | None = None) -> tupl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fuzz_replay", description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=positive_int, default=3000, help="mutated files to replay (default 3000)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the mutations (default 0)")
     parser.add_argument("--keep", type=Path, help="directory for inputs that crashed")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.corpus import DEFAULT_DATA, Stream, load_stream
+from benchmarks.arguments import positive_float
+from benchmarks.corpus import Stream, load_stream
 from benchmarks.measure import ser_command, vm_hwm_mb
 from benchmarks.threads import as_user_runs_it
 from benchmarks.vmic import VirtualMic, VirtualMicUnavailable, stop_process, virtual_mic
@@ -162,11 +163,16 @@ def report(figures: list[LiveFigures]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.live_cpu", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of speech (default ../shared/data)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="seconds of speech played per mode (default 60)")
+    parser.add_argument("--data", type=Path,
+                        help="folder of speech (default ../shared/data; else the bundled demo)")
+    parser.add_argument("--seconds", type=positive_float, default=60.0,
+                        help="seconds of speech played per mode (default 60)")
     args = parser.parse_args(argv)
     try:
         stream = load_stream(args.data, args.seconds / 60, RATE)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
         figures = live_cpu(stream, args.seconds, dict(os.environ))
     except VirtualMicUnavailable as exc:
         print(f"live_cpu: no virtual microphone: {exc}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.arguments import non_negative_float, output_file, positive_float
 from realtime.cli import demo_path
 from realtime.features import DEFAULT_SPEC
 from realtime.monitor import Monitor
@@ -129,7 +130,7 @@ class SoakReport:
     audio_s: float
     wall_s: float
     clips: int
-    rss_warm_mb: float
+    rss_warm_mb: float | None    # None: the run ended before the warm-up did
     rss_end_mb: float
     rss_peak_mb: float
     events_per_hour: dict[str, float]
@@ -137,8 +138,8 @@ class SoakReport:
     latency_p95_ms: float | None
 
     @property
-    def growth_mb(self) -> float:
-        return self.rss_end_mb - self.rss_warm_mb
+    def growth_mb(self) -> float | None:
+        return None if self.rss_warm_mb is None else self.rss_end_mb - self.rss_warm_mb
 
 
 def soak(total_s: float, clips: list[Path], warmup_s: float, model: Path = DEFAULT_MODEL,
@@ -154,7 +155,7 @@ def soak(total_s: float, clips: list[Path], warmup_s: float, model: Path = DEFAU
     run(source, Pipeline(scorer), [probe], monitor, stats_every_s=stats_every_s)
     audio_s = probe.last_stats["end_s"]
     return SoakReport(audio_s=audio_s, wall_s=time.perf_counter() - began, clips=source.clips_played,
-                      rss_warm_mb=probe.rss_warm_mb if probe.rss_warm_mb is not None else probe.rss_peak_mb,
+                      rss_warm_mb=probe.rss_warm_mb,
                       rss_end_mb=rss_mb(), rss_peak_mb=probe.rss_peak_mb,
                       events_per_hour={k: round(v * 3600 / audio_s, 1) for k, v in sorted(probe.counts.items())},
                       dropped_blocks=probe.last_stats["dropped_blocks"],
@@ -162,19 +163,25 @@ def soak(total_s: float, clips: list[Path], warmup_s: float, model: Path = DEFAU
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=float, default=2.0, help="audio to stream (default 2)")
-    parser.add_argument("--warmup-min", type=float, default=10.0, help="audio minutes before the baseline RSS")
-    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ravdess")
-    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=positive_float, default=2.0, help="audio to stream (default 2)")
+    parser.add_argument("--warmup-min", type=non_negative_float, default=10.0,
+                        help="audio minutes before the baseline RSS (default 10)")
+    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ravdess",
+                        help="RAVDESS-style folder (Actor_*/*.flac) to draw clips from (default ../shared/data/ravdess)")
+    parser.add_argument("--json", type=output_file, help="also write the report here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     clips = clip_paths(args.corpus)
     report = soak(args.hours * 3600, clips, args.warmup_min * 60)
     log.info("%.2f h of audio (%d clips from %d files) in %.0f s (%.0fx real time)", report.audio_s / 3600,
              report.clips, len(clips), report.wall_s, report.audio_s / report.wall_s)
-    log.info("RSS after %.0f min warm-up %.1f MB, at the end %.1f MB (growth %+.2f MB, peak %.1f MB)",
-             args.warmup_min, report.rss_warm_mb, report.rss_end_mb, report.growth_mb, report.rss_peak_mb)
+    if report.growth_mb is None:
+        log.info("RSS at the end %.1f MB (peak %.1f MB); no growth figure: the run was shorter than the %.0f min "
+                 "warm-up", report.rss_end_mb, report.rss_peak_mb, args.warmup_min)
+    else:
+        log.info("RSS after %.0f min warm-up %.1f MB, at the end %.1f MB (growth %+.2f MB, peak %.1f MB)",
+                 args.warmup_min, report.rss_warm_mb, report.rss_end_mb, report.growth_mb, report.rss_peak_mb)
     log.info("events per hour of audio: %s; dropped blocks %d; latency p95 %s ms",
              ", ".join(f"{k} {v:.0f}" for k, v in report.events_per_hour.items()), report.dropped_blocks,
              report.latency_p95_ms)

@@ -18,13 +18,20 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+WITHOUT_SHARED_DATA = ("import sys, pathlib; from benchmarks import bench_stream, corpus; "
+                       "corpus.DEFAULT_DATA = pathlib.Path(sys.argv[1]); sys.exit(bench_stream.main(sys.argv[2:]))")
+
+
 @pytest.mark.parametrize("corpus", ["default", "empty"])
 def test_stream_benchmark_prints_every_figure(tmp_path: Path, corpus: str):
     """A short stream, once; ``empty`` is a clone without ../shared/data (the bundled demo is used)."""
-    data = ["--data", str(tmp_path)] if corpus == "empty" else []
     out = tmp_path / "figures.json"
-    result = run_module("benchmarks.bench_stream", "--minutes", "0.2", "--reps", "1", "--live-seconds", "0",
-                        "--json", str(out), *data)
+    args = ("--minutes", "0.2", "--reps", "1", "--live-seconds", "0", "--json", str(out))
+    if corpus == "empty":
+        result = subprocess.run([sys.executable, "-c", WITHOUT_SHARED_DATA, str(tmp_path / "none"), *args], cwd=REPO,
+                                capture_output=True, text=True, timeout=120)
+    else:
+        result = run_module("benchmarks.bench_stream", *args)
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
     for name in "ABC":
@@ -39,6 +46,16 @@ def test_stream_benchmark_prints_every_figure(tmp_path: Path, corpus: str):
         assert low <= figures[ratio] <= high
     assert "demo.flac" in result.stdout if corpus == "empty" else "demo.flac" not in result.stdout
     assert all(f"\n{name}  " in result.stdout for name in "ABC") and "cold start" in result.stdout
+
+
+@pytest.mark.parametrize("args,needle", [(["--minutes", "nan"], "--minutes: expected a positive number"),
+                                         (["--seed", "-1"], "--seed: expected 0 or a positive"),
+                                         (["--data", "{tmp}"], "no flac/wav/ogg files there"),
+                                         (["--json", "{tmp}/none/x.json"], "give a file in an existing folder")])
+def test_stream_benchmark_refuses_bad_arguments_before_measuring(tmp_path: Path, args: list[str], needle: str):
+    """A folder without audio is an error, not the demo in its place, and the --json path is checked first."""
+    result = run_module("benchmarks.bench_stream", *(a.format(tmp=tmp_path) for a in args))
+    assert result.returncode == 2 and needle in result.stderr and "Traceback" not in result.stderr
 
 
 def test_live_cpu_on_the_virtual_microphone():

@@ -52,6 +52,11 @@ def test_short_soak_loses_nothing_and_keeps_memory_flat():
     assert report.growth_mb < 5.0
 
 
+def test_a_soak_shorter_than_its_warm_up_reports_no_growth():
+    report = soak(60.0, clip_paths(None), warmup_s=120.0)
+    assert report.rss_warm_mb is None and report.growth_mb is None and report.rss_peak_mb > 0
+
+
 def segment_events(path: Path, chunk: int, out: Path) -> list[dict]:
     jsonl = out / f"chunk{chunk}.jsonl"
     assert cli.main(["replay", str(path), "--speed", "0", "--chunk", str(chunk), "--headless",
