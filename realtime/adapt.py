@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ class AdaptConfig:
 
     ``variance_prior_windows`` is the prior's weight on the variance alone (None: ``prior_windows``).
     A session's variance from a few windows is far noisier than its mean, so it may be shrunk harder.
+    Not ``enabled``: every window is a session of its own, as training's cold windows are (`ser --no-adapt`).
     """
 
     prior_windows: float = 2.0
@@ -50,9 +52,10 @@ class SpeakerAdapter:
         self._sum_sq = np.zeros_like(self.pop_mean)
 
     def update(self, x: np.ndarray) -> None:
-        """Fold one completed window, ``(dim,)`` or ``(n_frames, dim)``, into the session statistics."""
+        """Fold one completed window, ``(dim,)`` or ``(n_frames, dim)``, into the session statistics (not
+        ``enabled``: it replaces them)."""
         if not self.config.enabled:
-            return
+            self.reset()
         rows = np.atleast_2d(x)
         f = self.config.forgetting
         self.weight = f * self.weight + 1.0
@@ -69,12 +72,18 @@ class SpeakerAdapter:
         std = np.sqrt(np.maximum(spread / (k_var + w), 1e-6 * self.pop_var + 1e-12))
         return ((x - mean) / std).astype(np.float32)
 
-    def model_input(self, x: np.ndarray) -> np.ndarray:
+    def model_input(self, x: np.ndarray, pending: bool = False) -> np.ndarray:
         """The scorer's input, last axis ``2 * dim``: speaker-adapted z-scores, then population z-scores.
 
         The population half keeps absolute cues (pitch level, timbre) that gender needs
-        and that per-speaker normalisation removes by design.
+        and that per-speaker normalisation removes by design. ``pending``: ``x`` is a window still
+        open (a partial), not folded in yet; it is normalised as if it were, as training normalises
+        every window, and the statistics stay as they are.
         """
+        if pending:
+            trial = copy.copy(self)   # update() rebinds the statistics, so the copy shares nothing it changes
+            trial.update(x)
+            return trial.model_input(x)
         population = (x - self.pop_mean) / np.sqrt(self.pop_var)
         return np.concatenate((self.normalize(x), population.astype(np.float32)), axis=-1)
 

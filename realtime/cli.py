@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_output_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--headless", action="store_true", help="no dashboard (edge devices, pipes)")
         p.add_argument("--jsonl", metavar="PATH|-", help="write events as JSON Lines to PATH or stdout (-)")
-        p.add_argument("--no-adapt", action="store_true", help="disable online speaker adaptation")
+        p.add_argument("--no-adapt", action="store_true", help="no online speaker adaptation: each window normalised on its own (the cold figures)")
 
     live = commands.add_parser("live", help="listen to a microphone until Ctrl-C")
     live.add_argument("--device", help="input device index or a substring of its name (see `ser devices`)")

@@ -107,7 +107,8 @@ class Pipeline:
     vad : VadConfig or None
         Windowing parameters; None: the ones the model's card was trained with.
     adapt : bool
-        Normalise with running session statistics (else population statistics only).
+        Normalise with running session statistics (else each window with its own, shrunk towards the
+        population, as training's cold windows).
     """
 
     def __init__(self, scorer: Scorer, vad: VadConfig | None = None, adapt: bool = True) -> None:
@@ -136,6 +137,10 @@ class Pipeline:
         self.smoother.reset()
         self.gender_smoother.reset()
 
+    def adapted_windows(self) -> int:
+        """Windows of this session the adaptation has seen (0 with it off: each window stands alone)."""
+        return self.adapter.windows_seen if self.adapter.config.enabled else 0
+
     def push(self, samples: np.ndarray) -> list[Event]:
         """Consume float32 mono samples; return the events they complete."""
         began = time.perf_counter()
@@ -149,13 +154,14 @@ class Pipeline:
     def _event(self, found: Window, began: float) -> Event:
         window, vector, frames = found
         if vector is None:
-            return Event("speech_start", window.start, window.end, adapted_windows=self.adapter.windows_seen)
-        if window.kind == "segment":
+            return Event("speech_start", window.start, window.end, adapted_windows=self.adapted_windows())
+        pending = window.kind != "segment"   # a partial counts once its segment closes
+        if not pending:
             self.adapter.update(vector)
             if self.frame_adapter is not None:
                 self.frame_adapter.update(frames)
-        frame_input = None if self.frame_adapter is None else self.frame_adapter.model_input(frames)[None]
-        emotion, gender = self.scorer.score(self.adapter.model_input(vector)[None, :], frame_input)
+        frame_input = None if self.frame_adapter is None else self.frame_adapter.model_input(frames, pending)[None]
+        emotion, gender = self.scorer.score(self.adapter.model_input(vector, pending)[None, :], frame_input)
         card = self.scorer.card
         smoothed = self.smoother.push(emotion[0])
         gender_label, gender_probs = None, {}
@@ -168,4 +174,4 @@ class Pipeline:
                      emotion_probs=dict(zip(card.labels, emotion[0].round(4).tolist())),
                      gender=gender_label, gender_probs=gender_probs,
                      smoothed_emotion=smoothed, latency_ms=(time.perf_counter() - began) * 1000.0,
-                     adapted_windows=self.adapter.windows_seen, vector=vector)
+                     adapted_windows=self.adapted_windows(), vector=vector)

@@ -78,11 +78,28 @@ def test_a_frame_window_counts_as_one_window_of_its_moments():
     np.testing.assert_allclose(z[:, DIM:], frames, rtol=1e-6)   # population view: zero mean, unit std
 
 
-def test_disabled_adapter_uses_population_only():
-    ad = adapter(enabled=False)
+def test_disabled_adapter_makes_every_window_a_session_of_its_own():
+    """As training's cold windows: `ser --no-adapt` scores what the card's cold figures measured."""
+    ad, alone = adapter(enabled=False), adapter()
     ad.update(np.full(DIM, 9.0))
-    assert ad.windows_seen == 0
-    np.testing.assert_allclose(ad.normalize(np.full(DIM, 2.0)), 2.0, rtol=1e-6)
+    x = np.linspace(-1.0, 3.0, DIM)
+    ad.update(x)
+    normalize_session([x], alone)
+    np.testing.assert_array_equal(ad.model_input(x), alone.model_input(x))
+    assert ad.windows_seen == 1
+
+
+def test_a_pending_window_is_normalised_as_the_next_one_without_being_counted():
+    """A partial is scored as training scores every window (itself included), and leaves the session as it was."""
+    ad, reference = adapter(), adapter()
+    first, second = np.full(DIM, 1.5), np.linspace(-2.0, 2.0, DIM)
+    expected = normalize_session([first, second], reference)[1]
+    ad.update(first)
+    before = (ad.weight, ad.windows_seen, ad._sum.copy(), ad._sum_sq.copy())
+    np.testing.assert_array_equal(ad.model_input(second, pending=True), expected)
+    assert (ad.weight, ad.windows_seen) == before[:2]
+    np.testing.assert_array_equal(ad._sum, before[2])
+    np.testing.assert_array_equal(ad._sum_sq, before[3])
 
 
 def test_smoother_label_is_sticky_within_margin():

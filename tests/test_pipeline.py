@@ -30,3 +30,31 @@ def test_kept_frames_are_the_ones_the_vector_summarises():
     for window in kept:
         assert window.frames.shape == (len(window.frames), len(DEFAULT_SPEC.frame_names)) and len(window.frames) > 20
         np.testing.assert_array_equal(window.vector, functionals(window.frames, DEFAULT_SPEC))
+
+
+def test_every_scored_window_gets_the_input_training_gave_it():
+    """Segments and partials alike: speaker-adapted as its session's next window (training's normalisation),
+    and with adaptation off each window stands alone, as training's cold windows."""
+    import soundfile as sf
+
+    from realtime.adapt import SpeakerAdapter, normalize_session
+    from realtime.cli import demo_path
+    from realtime.pipeline import Pipeline
+    from realtime.scorer import DEFAULT_MODEL, Scorer
+
+    audio, _ = sf.read(demo_path(), dtype="float32", stop=16000 * 20)
+    for adapt in (True, False):
+        pipeline = Pipeline(Scorer(DEFAULT_MODEL, DEFAULT_SPEC), adapt=adapt)
+        inputs, score = [], pipeline.scorer.score
+        pipeline.scorer.score = lambda x, frames: inputs.append(x[0]) or score(x, frames)
+        events = [e for i in range(0, len(audio), 1600) for e in pipeline.push(audio[i:i + 1600])] + pipeline.flush()
+        scored = [e for e in events if e.type != "speech_start"]
+        assert {"partial", "segment"} <= {e.type for e in scored} and len(inputs) == len(scored)
+        segments: list[np.ndarray] = []
+        for event, given in zip(scored, inputs):
+            served = pipeline.adapter
+            reference = SpeakerAdapter(served.pop_mean, np.sqrt(served.pop_var), served.config)
+            session = [*segments, event.vector] if adapt else [event.vector]
+            np.testing.assert_allclose(given, normalize_session(session, reference)[-1], rtol=1e-6, atol=1e-6)
+            if event.type == "segment":
+                segments.append(event.vector)
