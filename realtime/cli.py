@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add_output_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--headless", action="store_true", help="no dashboard (edge devices, pipes)")
         p.add_argument("--jsonl", metavar="PATH|-", help="write events as JSON Lines to PATH or stdout (-)")
-        p.add_argument("--no-adapt", action="store_true", help="no online speaker adaptation: each window normalised on its own (the cold figures)")
+        p.add_argument("--no-adapt", action="store_true",
+                       help="no online speaker adaptation: each window normalised on its own (the cold figures)")
 
     live = commands.add_parser("live", help="listen to a microphone until Ctrl-C")
     live.add_argument("--device", help="input device index or a substring of its name (see `ser devices`)")
@@ -78,6 +79,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     scorer = Scorer(getattr(args, "model", DEFAULT_MODEL), DEFAULT_SPEC)
     rate = scorer.card.spec.sample_rate
+    inputs = [scorer.path, scorer.card_path]   # never overwritten by --jsonl
     if args.command == "live":
         from realtime.mic import MicSource
 
@@ -87,14 +89,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
         from realtime.sources import FileSource
 
         path = demo_path() if args.command == "demo" else args.path
+        inputs.append(path)
         source = FileSource(path, rate, block=getattr(args, "chunk", DEFAULT_BLOCK), speed=args.speed,
                             band_rate=scorer.card.band_rate_hz)
         duration = source.duration_s
         narrower = scorer.card.narrower_input(source.native_rate)
         if narrower:
             log.warning(narrower)
-    inputs = (*([source.path] if args.command != "live" else []), scorer.path, scorer.path.with_suffix(".json"))
-    sinks = [JsonlSink(args.jsonl, inputs)] if args.jsonl is not None else []
+    sinks = [JsonlSink(args.jsonl, tuple(inputs))] if args.jsonl is not None else []
     card = scorer.card
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)
     line = f" through a {band_text(card.band_hz)} Hz line" if card.band_hz else ""

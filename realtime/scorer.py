@@ -155,8 +155,8 @@ class Scorer:
             model_path = model_path.with_suffix(".onnx")
         if not model_path.is_file():
             raise ModelError(f"model file {model_path} not found; {RETRAIN_HINT}")
-        self.path = model_path
-        self.card = ModelCard.load(model_path.with_suffix(".json"), runtime_spec)
+        self.path, self.card_path = model_path, model_path.with_suffix(".json")
+        self.card = ModelCard.load(self.card_path, runtime_spec)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

@@ -138,10 +138,6 @@ class Resampler:
             samples = stage.resample_chunk(samples, last=last)
         return samples
 
-    @property
-    def identity(self) -> bool:
-        return not self._stages
-
 
 class FileSource:
     """Stream a file at ``sample_rate`` in blocks of ``block`` samples.
