@@ -72,6 +72,11 @@ def cmd_devices() -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    with StopRequest() as stop:   # from start-up to the summary, a signal asks for an orderly end
+        return run_stream(args, stop)
+
+
+def run_stream(args: argparse.Namespace, stop: "StopRequest") -> int:
     from realtime.monitor import Monitor
     from realtime.pipeline import Pipeline
     from realtime.runner import run
@@ -96,6 +101,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
         narrower = scorer.card.narrower_input(source.native_rate)
         if narrower:
             log.warning(narrower)
+    stop.watch(source)
+    if stop.requested():
+        raise KeyboardInterrupt   # asked to stop before streaming began
     sinks = [JsonlSink(args.jsonl, tuple(inputs))] if args.jsonl is not None else []
     card = scorer.card
     pipeline = Pipeline(scorer, adapt=not args.no_adapt)
@@ -103,14 +111,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
     monitor = Monitor(source.describe() + line, card.name, tuple(card.labels), tuple(card.gender_labels), rate, duration,
                       adapting=pipeline.adapter.config.enabled)
     try:
-        with StopRequest(source) as stop:
-            if args.headless:
-                run(source, pipeline, sinks, monitor, should_stop=stop.requested)
-            else:
-                from realtime.dashboard import Dashboard
+        if args.headless:
+            run(source, pipeline, sinks, monitor, should_stop=stop.requested)
+        else:
+            from realtime.dashboard import Dashboard
 
-                with Dashboard(monitor, source.stats) as dashboard:
-                    run(source, pipeline, sinks, monitor, should_stop=lambda: stop.requested() or dashboard.poll())
+            with Dashboard(monitor, source.stats, on_quit=stop.request) as dashboard:
+                run(source, pipeline, sinks, monitor, should_stop=lambda: dashboard.poll() or stop.requested())
     finally:
         for sink in sinks:
             sink.close()
@@ -120,9 +127,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 class StopRequest:
-    """While streaming, Ctrl-C (SIGINT) and systemd's stop (SIGTERM) ask the run to end, with the final
-    events and the summary, once the microphone has handed over what it already delivered; a second
-    Ctrl-C interrupts at once.
+    """Ctrl-C (SIGINT), systemd's stop (SIGTERM) and the dashboard's ``q`` ask the run to end, with
+    the final events and the summary, once the microphone has handed over what it already
+    delivered; a second Ctrl-C interrupts at once.
 
     The first signal raises nothing: an exception raised wherever the main thread happens to be
     can leave a lock held that the audio callback then waits on, and the run would hang on exit.
@@ -130,21 +137,28 @@ class StopRequest:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, source: object) -> None:
-        self._source = source
+    def __init__(self) -> None:
+        self._source: object = None
         self._requested = False
         self._previous: dict[int, object] = {}
+
+    def watch(self, source: object) -> None:
+        """Stop ``source`` (if it can be stopped) on a request, so a silent microphone ends too."""
+        self._source = source
 
     def requested(self) -> bool:
         return self._requested
 
-    def _handle(self, signum: int, frame: object) -> None:
-        if self._requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+    def request(self) -> None:
         self._requested = True
         stop = getattr(self._source, "stop", None)
         if stop is not None:
             stop()   # a microphone source ends at its next poll even if no block arrives
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.request()
 
     def __enter__(self) -> "StopRequest":
         self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}

@@ -249,12 +249,12 @@ class Dashboard:
     stdout is this terminal too is it routed above the dashboard.
     """
 
-    def __init__(self, monitor: Monitor, stats: SourceStats) -> None:
+    def __init__(self, monitor: Monitor, stats: SourceStats, on_quit: Callable[[], None] = lambda: None) -> None:
         self._monitor, self._stats = monitor, stats
         self._console = Console(stderr=True, highlight=False)
         self._published = time.monotonic()
         self._snapshot = monitor.snapshot(stats)
-        self._keys = KeyReader(sys.stdin)
+        self._keys = KeyReader(sys.stdin, on_quit)
         stdout_is_terminal = sys.stdout is not None and sys.stdout.isatty()   # None: started with stdout closed
         self._live = Live(get_renderable=lambda: render(self._snapshot), console=self._console,
                           refresh_per_second=REFRESH_HZ, redirect_stdout=stdout_is_terminal)

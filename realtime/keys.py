@@ -6,6 +6,7 @@ import logging
 import os
 import select
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import IO
 
@@ -27,10 +28,14 @@ class KeyReader:
     ----------
     stream : file object
         Usually ``sys.stdin``.
+    on_quit : callable
+        Called on the reader thread when ``q`` is pressed (a microphone's ``stop``, which must not
+        wait for the next block to be seen).
     """
 
-    def __init__(self, stream: IO[str] | None) -> None:
+    def __init__(self, stream: IO[str] | None, on_quit: Callable[[], None] = lambda: None) -> None:
         self.quit = threading.Event()
+        self._on_quit = on_quit
         self._stream = stream
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,4 +80,5 @@ class KeyReader:
             if not data:
                 return
             if any(key in QUIT_KEYS for key in data):
+                self._on_quit()
                 self.quit.set()

@@ -133,35 +133,45 @@ class MicSource:
         resampler = Resampler(rate, self.sample_rate, self.band_rate)
         position = 0
         try:
-            stream.start()
-            log.info("listening to %s at %d Hz", self.describe(), rate)
-            for block in self._blocks(stream):
+            for block in self._blocks(stream, rate, sd.PortAudioError):
                 mono = resampler(to_mono_float(block, self.stats))
                 self.stats.blocks += 1
                 yield Chunk(mono, position)
                 position += len(mono)
-        except sd.PortAudioError as exc:
-            self.ended_reason = f"input device '{self.device.name}' failed: {exc}"
         finally:
             stream.close(ignore_errors=True)
+            self._count_unread()
         tail = resampler(np.zeros(0, np.float32), last=True)   # however the device ended
         if len(tail):
             yield Chunk(tail, position)
 
-    def _blocks(self, stream: object) -> Iterator[np.ndarray]:
-        """Blocks as the device delivers them, until it stops or ``stop()`` is called; then those already queued."""
+    def _blocks(self, stream: object, rate: int, device_error: type[Exception]) -> Iterator[np.ndarray]:
+        """Blocks as the device delivers them, until it ends or ``stop()`` is called; then, once the
+        callback has run for the last time, every block still queued."""
         idle = 0
-        while not self._stopping:
-            try:
-                block = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                idle += 1
-                if not stream.active or idle >= STALL_TIMEOUTS:
-                    self.ended_reason = f"input device '{self.device.name}' stopped delivering audio"
-                    return
-                continue
-            idle = 0
-            yield block
+        try:
+            stream.start()
+            log.info("listening to %s at %d Hz", self.describe(), rate)
+            while not self._stopping:
+                try:
+                    block = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    idle += 1
+                    if not stream.active or idle >= STALL_TIMEOUTS:   # the callback may still run meanwhile
+                        self.ended_reason = f"input device '{self.device.name}' stopped delivering audio"
+                        break
+                    continue
+                idle = 0
+                yield block
+        except device_error as exc:
+            self.ended_reason = f"input device '{self.device.name}' failed: {exc}"
         stream.stop(ignore_errors=True)   # returns once the callback has run for the last time
         while not self._queue.empty():    # only this thread takes from the queue
             yield self._queue.get_nowait()
+
+    def _count_unread(self) -> None:
+        """Count as dropped the blocks a reader that left early (a second Ctrl-C) never took."""
+        unread = self._queue.qsize()
+        if unread:
+            self.stats.dropped_blocks += unread
+            self.ended_reason = self.ended_reason or f"interrupted with {unread} delivered blocks unread (counted as dropped)"

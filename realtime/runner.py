@@ -57,8 +57,9 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
     next_stats = every
     interrupted = False
     failure: SourceError | None = None
+    chunks = iter(source)
     try:
-        for chunk in source:
+        for chunk in chunks:
             monitor.on_chunk(chunk.samples)
             emit(pipeline.push(chunk.samples))
             if monitor.samples >= next_stats:
@@ -73,6 +74,7 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
                 stop()   # a live source then ends once it has handed over the audio it already holds
     except KeyboardInterrupt:
         interrupted = True
+        getattr(chunks, "close", lambda: None)()   # now, so a microphone counts what it never handed over
     except SourceError as exc:
         failure = exc
     emit(pipeline.flush())

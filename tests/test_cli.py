@@ -131,7 +131,8 @@ def test_stop_request_raises_nothing_until_a_second_ctrl_c():
 
     before = {s: signal.getsignal(s) for s in StopRequest.SIGNALS}
     source = StoppableSource()
-    with StopRequest(source) as stop:
+    with StopRequest() as stop:
+        stop.watch(source)
         assert not stop.requested()
         os.kill(os.getpid(), signal.SIGTERM)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -139,6 +140,27 @@ def test_stop_request_raises_nothing_until_a_second_ctrl_c():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert {s: signal.getsignal(s) for s in StopRequest.SIGNALS} == before
+
+
+SIGTERM_AT = {   # a script that sends SIGTERM to its own `ser demo` at one moment outside the streaming loop
+    "start-up": "real = cli.Scorer\n"
+                "def patched(*a, **k):\n    os.kill(os.getpid(), signal.SIGTERM)\n    return real(*a, **k)\n"
+                "cli.Scorer = patched\n",
+    "closing": "real = sinks.JsonlSink.close\n"
+               "def patched(self):\n    os.kill(os.getpid(), signal.SIGTERM)\n    real(self)\n"
+               "sinks.JsonlSink.close = patched\n",
+}
+
+
+@pytest.mark.parametrize("moment,code,last_line", [("start-up", 130, "ser: interrupted"), ("closing", 0, "summary: ")])
+def test_sigterm_before_or_after_streaming_ends_in_order(tmp_path, moment, code, last_line):
+    """A SIGTERM while the model loads stops before streaming (130); one while the run closes still gets
+    its summary. Neither kills the process outright."""
+    script = ("import os, signal, sys\nfrom realtime import cli, sinks\n" + SIGTERM_AT[moment] +
+              f"sys.exit(cli.main(['demo', '--headless', '--speed', '0', '--jsonl', {str(tmp_path / 'e.jsonl')!r}]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == code and done.stderr.splitlines()[-1].startswith(last_line), done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_ser_defaults_blas_to_one_thread_but_keeps_the_users_choice():

@@ -144,16 +144,18 @@ def test_monitor_holds_a_clipping_warning_for_two_seconds():
 
 
 def test_key_reader_sets_quit_on_q_and_restores_the_terminal():
+    """``q`` also calls ``on_quit`` at once (a silent microphone is stopped without waiting for a block)."""
     termios = pytest.importorskip("termios")
     master, slave = os.openpty()
+    calls: list[str] = []
     with os.fdopen(slave, "r") as tty_in:
         before = termios.tcgetattr(slave)
-        with KeyReader(tty_in) as keys:
+        with KeyReader(tty_in, on_quit=lambda: calls.append("stop")) as keys:
             assert not termios.tcgetattr(slave)[3] & (termios.ICANON | termios.ECHO)
             os.write(master, b"x")
-            assert not keys.quit.wait(0.3)
+            assert not keys.quit.wait(0.3) and calls == []
             os.write(master, b"q")
-            assert keys.quit.wait(10)
+            assert keys.quit.wait(10) and calls == ["stop"]
         assert termios.tcgetattr(slave) == before
     os.close(master)
 

@@ -50,6 +50,8 @@ class Plan:
     ``blocks`` are delivered at ``start()`` (a consumer busy for the whole burst) or from a
     thread as fast as it can (``threaded``); then the device ``vanish``es (goes inactive),
     ``stall``s (active, silent), raises an ``error`` when polled, or fails at ``start_error``.
+    With ``late``, the callback runs once more (the last block again) while the consumer first asks
+    whether the delivered stream is active, as PortAudio's thread can while that call releases the GIL.
     """
 
     blocks: list[np.ndarray]
@@ -57,6 +59,7 @@ class Plan:
     then: str = "vanish"
     threaded: bool = False
     rates: tuple[int, ...] = (RATE,)
+    late: bool = False
     delivered: int = 0
 
 
@@ -101,7 +104,10 @@ def fake_sounddevice(devices: list[dict], plan: Plan | None = None, default_inpu
 
         @property
         def active(self) -> bool:
-            if plan.then == "error" and plan.delivered == len(plan.blocks):
+            if plan.late and plan.delivered == len(plan.blocks):
+                self.callback(plan.blocks[-1][:, None].copy(), len(plan.blocks[-1]), None, Flags(False))
+                plan.delivered += 1
+            if plan.then == "error" and plan.delivered >= len(plan.blocks):
                 raise PortAudioError("Unanticipated host error [PaErrorCode -9999]: 'device disconnected'")
             return self._active
 
@@ -176,16 +182,20 @@ def test_device_that_cannot_be_opened(monkeypatch, tmp_path, capsys):
     assert code == 2 and "cannot open input device 'Fake USB Mic'" in one_line(err)
 
 
+@pytest.mark.parametrize("late", [False, True])
 @pytest.mark.parametrize("then,reason", [("vanish", "stopped delivering audio"), ("stall", "stopped delivering audio"),
                                          ("error", "device disconnected")])
-def test_device_vanishing_mid_stream_ends_with_the_summary(monkeypatch, tmp_path, capsys, speech, then, reason):
+def test_device_vanishing_mid_stream_ends_with_the_summary(monkeypatch, tmp_path, capsys, speech, then, reason, late):
+    """``late``: a block the callback delivers while the device is found gone is still scored."""
     monkeypatch.setattr(mic, "STALL_TIMEOUTS", 3)
-    install(monkeypatch, [MIC], Plan(blocks_of(speech), then=then))
+    plan = Plan(blocks_of(speech), then=then, late=late)
+    install(monkeypatch, [MIC], plan)
     code, events, err = live(tmp_path, capsys)
     assert code == 1 and "summary:" in err and reason in err and "Traceback" not in err
     assert [e["emotion"] for e in events if e["type"] == "segment"] == ["angry", "sad"]
-    assert events[-1]["type"] == "stats" and events[-1]["blocks"] == len(speech) // BLOCK
-    assert events[-1]["end_s"] == len(speech) / RATE
+    assert plan.delivered == len(speech) // BLOCK + late
+    assert events[-1]["type"] == "stats" and events[-1]["blocks"] == plan.delivered
+    assert events[-1]["dropped_blocks"] == 0 and events[-1]["end_s"] == plan.delivered * BLOCK / RATE
 
 
 def test_device_failing_at_start_ends_with_the_summary(monkeypatch, tmp_path, capsys, speech):
@@ -248,6 +258,28 @@ def test_a_stop_request_still_scores_every_block_already_delivered(monkeypatch, 
     assert source.stats.blocks == len(plan.blocks) and source.ended_reason is None
     assert abs(monitor.samples - len(speech)) <= 1   # the resampler's tail is handed over too
     assert [r["emotion"] for r in records if r["type"] == "segment"] == ["angry", "sad"]
+
+
+def test_blocks_a_second_ctrl_c_leaves_unread_are_counted_as_dropped(monkeypatch, speech):
+    """A second Ctrl-C (KeyboardInterrupt) abandons the queue: what it held is counted, and the run says why."""
+    plan = Plan(blocks_of(speech), then="stall")   # all delivered at start, then the device stays open
+    install(monkeypatch, [MIC], plan)
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    source = MicSource(None, RATE)
+    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    records: list[dict] = []
+    sink = SimpleNamespace(write=records.append, close=lambda: None)
+
+    def second_ctrl_c() -> bool:
+        if source.stats.blocks == 3:
+            raise KeyboardInterrupt
+        return False
+
+    assert run(source, Pipeline(scorer), [sink], monitor, should_stop=second_ctrl_c)
+    unread = plan.delivered - 3
+    assert records[-1]["type"] == "stats" and records[-1]["blocks"] == 3 and records[-1]["dropped_blocks"] == unread
+    assert source.ended_reason == f"interrupted with {unread} delivered blocks unread (counted as dropped)"
+    assert f"dropped blocks {unread}" in monitor.summary(source.stats, source.ended_reason)
 
 
 def test_device_at_its_own_rate_is_resampled(monkeypatch, tmp_path, capsys, speech):
