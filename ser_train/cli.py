@@ -6,8 +6,11 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -52,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "by speaker-grouped cross-validation through the streaming pipeline.",
                               epilog="The shipped default: ser-train fit --corpus ravdess=DIR --reverb-copies "
                                      "--frame-masks --frame-averaging (about 2 h on 2 cores; the README's "
-                                     "Retraining section gives each model's command and what each flag measured).")
+                                     "\"Reproducing the models\" gives each shipped model's command, and "
+                                     "\"Retraining\" what each flag measured).")
     fit.add_argument("--corpus", type=corpus_arg, action="append", required=True, metavar="KIND=DIR",
                      help="ravdess, tess, emodb, cremad, savee or folder; repeatable")
     fit.add_argument("--emotions", help="comma-separated subset of labels, at least two (default: all present)")
@@ -137,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", type=Path, help="write the figures as JSON here")
 
     rep = commands.add_parser("report", help="markdown report with plots from a model card")
-    rep.add_argument("--model", type=Path, required=True, help="model .onnx or its .json card")
+    rep.add_argument("--model", required=True, help="model .onnx or its .json card, or a shipped model's name")
     rep.add_argument("--out", type=Path, required=True, help="folder for report.md and PNGs")
 
     res = commands.add_parser("resample", help="copy a corpus with every audio file at another sample rate "
@@ -157,8 +161,32 @@ def check_writable(path: Path, flag: str, folder: bool = False) -> None:
     existing = next(p for p in nearest if p.exists())
     if not existing.is_dir():
         raise ValueError(f"{flag} {path}: {existing} is a file, so no folder can be made there")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: {existing} is not writable")
+    try:   # a real write: os.access says yes to root even where the filesystem refuses (/sys, a read-only mount)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+@contextmanager
+def convergence_warnings_counted() -> Iterator[list[str]]:
+    """Collect scikit-learn's ConvergenceWarnings (one per unconverged fit, hundreds in a search) instead of
+    printing each; every other warning is shown as usual."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    caught: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConvergenceWarning)
+        show = warnings.showwarning
+
+        def collect(message, category, *rest, **options) -> None:
+            if issubclass(category, ConvergenceWarning):
+                caught.append(" ".join(str(message).split()))
+            else:
+                show(message, category, *rest, **options)
+
+        warnings.showwarning = collect
+        yield caught
 
 
 def scan_all(specs: list[tuple[str, Path]], console: Console):
@@ -222,7 +250,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     if len(genders) < 2:
         console.print(f"[yellow]warning:[/] the clips' known genders are {', '.join(genders) or 'none'}, so the model "
                       f"gets no gender head (its card says gender_trained false)")
-    config = FitConfig(families=families, folds=args.folds,
+    config = FitConfig(families=families, folds=args.folds, emotions=labels if args.emotions else None,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs,
                                               **(MASKED_FRAME_CONFIG if args.frame_masks else {}),
@@ -233,12 +261,18 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,
                        copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None,
                        vad_hears_silence=args.vad_hears_silence, variance_prior_windows=args.variance_prior_windows)
-    card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console, args.keep_folds)
+    with convergence_warnings_counted() as unconverged:
+        card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console,
+                         args.keep_folds)
+    if unconverged:
+        console.print(f"note: {len(unconverged)} classifier fits stopped at their iteration limit before converging "
+                      f"(scikit-learn's ConvergenceWarning, first: {unconverged[0]}); the figures measure them as they are")
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
     stream = card["metrics"].get("streaming_cv")
     if stream:
+        gender = stream["adapt"]["gender_accuracy"]
         console.print(f"streaming CV: UAR adapted {stream['adapt']['uar']:.3f}, cold {stream['cold']['uar']:.3f}, "
-                      f"gender {stream['adapt']['gender_accuracy']}")
+                      f"gender {'n/a' if gender is None else gender}")
     if args.report:
         from ser_train.report import write_report
 
@@ -310,9 +344,11 @@ def fit_seed(scorer) -> int:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from ser_train.report import write_report
 
-    card = args.model.with_suffix(".json")
+    from realtime.scorer import model_path
+
+    card = model_path(args.model).with_suffix(".json")
     if not card.is_file():
-        raise ValueError(f"no model card at {card}; pass a model's .onnx or its .json card")
+        raise ValueError(f"no model card at {card}; pass a model's .onnx, its .json card or a shipped model's name")
     check_writable(args.out, "--out", folder=True)
     console.print(f"wrote {write_report(card, args.out)}")
     return 0

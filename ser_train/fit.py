@@ -57,6 +57,7 @@ class FitConfig:
 
     families: tuple[str, ...] = ("logreg", "svc", "mlp", "hgb")
     folds: int = 5
+    emotions: tuple[str, ...] | None = None   # the labels --emotions chose; None: every label the corpora hold
     session_orders: int = 3
     voice_factors: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2)
     copy_gain_db: tuple[float, float] = (-10.0, 20.0)   # each voice copy's session level, uniform in dB
@@ -315,7 +316,19 @@ def training_environment() -> dict:
         import torch
         versions["torch"] = torch.__version__
         versions["torch_cpu"] = torch.backends.cpu.get_cpu_capability()
-    return {**versions, "machine": platform.machine(), "blas": blas}
+    return {**versions, "machine": platform.machine(), "cpu": cpu_name(), "blas": blas}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows: exact reproduction depends on it."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    import platform
+
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def _noise_text(fit: FitConfig) -> str:

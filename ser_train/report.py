@@ -9,6 +9,7 @@ import numpy as np
 from rich.table import Table
 
 from realtime.channel import band_text
+from ser_train.fit import FitConfig
 from ser_train.frame_model import FrameModelConfig
 
 
@@ -63,29 +64,53 @@ def _plot_confusion(confusion: np.ndarray, labels: list[str], title: str, path: 
 
 
 def _plot_bars(names: list[str], series: dict[str, list[float]], title: str, ylabel: str, path: Path,
-               horizontal: bool = False) -> None:
+               horizontal: bool = False, marked: str | None = None, zoom: bool = False, fmt: str = "%.2f") -> None:
+    """Grouped bars with their values printed on them; ``marked`` names a bar group to set in bold
+    (the chosen candidate); ``zoom`` fits the value axis to the data instead of 0-1."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(names) + 2 if horizontal else 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 2 if horizontal else 4.4))
     width = 0.8 / len(series)
     positions = np.arange(len(names))
     for k, (label, values) in enumerate(series.items()):
         offset = positions + (k - (len(series) - 1) / 2) * width
-        (ax.barh if horizontal else ax.bar)(offset, values, width, label=label)
+        bars = (ax.barh if horizontal else ax.bar)(offset, values, width, label=label)
+        ax.bar_label(bars, fmt=fmt, fontsize=7, padding=2)
+    values = [v for vs in series.values() for v in vs]
+    low = max(0.0, np.floor(20 * min(values)) / 20 - 0.05) if zoom else 0.0
+    limits = (low, 1.08 if not zoom else min(1.08, np.ceil(20 * max(values)) / 20 + 0.05))
     if horizontal:
         ax.set_yticks(positions, names, fontsize=8)
         ax.set_xlabel(ylabel)
-        ax.set_xlim(0, 1)
+        ax.set_xlim(*limits)
+        ax.invert_yaxis()   # the first name at the top, as in the report's table
     else:
-        ax.set_xticks(positions, names, rotation=30, ha="right")
+        ax.set_xticks(positions, names, rotation=30 if max(map(len, names)) > 8 else 0,
+                      ha="right" if max(map(len, names)) > 8 else "center")
         ax.set_ylabel(ylabel)
-        ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(loc="lower right")
+        ax.set_ylim(*limits)
+    value_axis = ax.xaxis if horizontal else ax.yaxis
+    value_axis.set_ticks([t for t in value_axis.get_ticklocs() if t <= 1.0 + 1e-9])   # the headroom is for the labels
+    for tick in (ax.get_yticklabels() if horizontal else ax.get_xticklabels()):
+        if tick.get_text() == marked:
+            tick.set_fontweight("bold")
+    ax.set_title(title, loc="left", pad=18)   # the legend goes between the title and the axes
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(series), frameon=False, fontsize=8,
+              borderaxespad=0.2)
     ax.grid(axis="x" if horizontal else "y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _gender_by_condition(stream: dict) -> dict[str, tuple[float, float]]:
+    """Gender accuracy (adapted, cold) on clean audio and in each noise and room the card records, where
+    measured: a model without a gender head, or folds trained on one gender alone, have none."""
+    rows = {"clean": (stream["adapt"]["gender_accuracy"], stream["cold"]["gender_accuracy"])}
+    for kind in ("in_noise", "in_room"):
+        for condition, figures in stream.get(kind, {}).items():
+            rows[condition] = (figures.get("gender_adapt"), figures.get("gender_cold"))
+    return {name: pair for name, pair in rows.items() if None not in pair}
 
 
 def write_report(card_path: Path, out: Path) -> Path:
@@ -110,13 +135,17 @@ def write_report(card_path: Path, out: Path) -> Path:
     search = metrics["model_search"]
     _plot_bars([r["candidate"] for r in search], {"adapted UAR": [r["adapt_uar"] for r in search],
                                                   "cold UAR": [r["cold_uar"] for r in search]},
-               "classifier comparison (grouped CV)", "UAR", out / "classifiers.png", horizontal=True)
-    _plot_bars(["adapted", "cold"], {"gender accuracy": [stream["adapt"]["gender_accuracy"] or 0,
-                                                         stream["cold"]["gender_accuracy"] or 0]},
-               "gender accuracy (streaming CV)", "accuracy", out / "gender.png")
+               "classifier comparison (grouped CV; chosen in bold)", "UAR", out / "classifiers.png",
+               horizontal=True, marked=metrics["chosen"], zoom=True, fmt="%.3f")
+    gender_plot, gender = "", _gender_by_condition(stream)
+    if gender:
+        _plot_bars(list(gender), {"adapted": [a for a, _ in gender.values()], "cold": [c for _, c in gender.values()]},
+                   "gender accuracy (streaming CV)", "accuracy", out / "gender.png", zoom=True, fmt="%.3f")
+        gender_plot = " ![gender](gender.png)"
     rows = "\n".join(f"| {m} | {stream[m]['n']} | {stream[m]['accuracy']:.3f} | {stream[m]['uar']:.3f} | "
-                     f"{stream[m]['gender_accuracy']} | {stream[m]['ece_mean_over_folds']} | "
+                     f"{_figure(stream[m]['gender_accuracy'])} | {_figure(stream[m]['ece_mean_over_folds'])} | "
                      f"{', '.join(f'{u:.3f}' for u in stream[m]['fold_uar'])} |" for m in ("adapt", "cold"))
+    f1_rows = "\n".join(f"| {label} | {f1['adapt'][i]:.3f} | {f1['cold'][i]:.3f} |" for i, label in enumerate(labels))
     search_rows = "\n".join(f"| {r['candidate']} | {r['adapt_uar']:.3f} | {r['cold_uar']:.3f} |" for r in search)
     text = f"""# Model report: {card['name']}
 
@@ -128,7 +157,13 @@ windows, features, adaptation, ONNX scoring: the same pipeline as `ser replay`).
 |---|---|---|---|---|---|---|
 {rows}
 {_position_note(stream.get("adapt_by_session_position"))}{_level_note(stream)}
+Confusion matrices: rows are the true emotion, and each row's shares of the clips sum to 1.
+
 ![confusion, adapted](confusion_adapt.png) ![confusion, cold](confusion_cold.png)
+
+| emotion | F1 adapted | F1 cold |
+|---|---|---|
+{f1_rows}
 
 ![per-class F1](per_class_f1.png)
 
@@ -143,7 +178,7 @@ ONNX vs the trained models' own probabilities, max |diff|: {metrics.get('onnx_ma
 Reproduce: `{reproduce_command(card)}`{_resample_note(card)}
 Model size: {metrics.get('model_bytes', 0) / 1e6:.2f} MB.
 
-![classifiers](classifiers.png) ![gender](gender.png)
+![classifiers](classifiers.png){gender_plot}
 
 Licence: {card['licence']}
 """
@@ -173,8 +208,10 @@ def reproduce_command(card: dict) -> str:
         noise += f" --variance-prior-windows {config['variance_prior_windows']:g}"
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""
     band = f" --band {band_text(config['band_hz'])}" if config.get("band_hz") else ""
-    return (f"ser-train fit {corpora} --families {','.join(config['families'])}{frame}{noise}{band}{seed} "
-            f"--out models/{card['name']}")
+    folds = f" --folds {config['folds']}" if config.get("folds", FitConfig.folds) != FitConfig.folds else ""
+    emotions = f" --emotions {','.join(config['emotions'])}" if config.get("emotions") else ""
+    return (f"ser-train fit {corpora}{emotions} --families {','.join(config['families'])}{folds}{frame}{noise}{band}"
+            f"{seed} --out models/{card['name']}")
 
 
 def _resample_note(card: dict) -> str:
@@ -243,9 +280,15 @@ def _ensemble_note(card: dict) -> str:
     if "frame_model" not in card:
         return ""
     w = card["frame_model"]["weight"]
+    gender = ("; gender comes from the gender head, a logistic regression on the same adapted features"
+              if card.get("gender_trained", True) else "")
     return (f" It is ensembled with the frame CNN: emotion = {1 - w:g} x chosen + {w:g} x CNN probabilities "
-            f"(weight fixed in advance); gender comes from the gender head, a logistic regression on the same "
-            "adapted features.")
+            f"(weight fixed in advance){gender}.")
+
+
+def _figure(value: float | None) -> str:
+    """A card's figure as the report prints it: n/a where the model has none (no gender head)."""
+    return "n/a" if value is None else f"{value}"
 
 
 def _f1(confusion: np.ndarray, i: int) -> float:

@@ -112,6 +112,29 @@ def test_a_report_without_a_model_card_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "no model card at" in err and not (tmp_path / "rep").exists()
 
 
+@pytest.mark.parametrize("name, folder", [("ser-ravdess", "report"), ("ser-ravdess-phone", "report-phone")])
+def test_the_shipped_reports_are_what_report_writes_from_the_shipped_cards(tmp_path, name, folder):
+    """`report` takes a shipped model's name, and the committed report.md is its output, not an edited copy."""
+    committed = Path(__file__).resolve().parents[1] / "models" / folder
+    assert cli.main(["report", "--model", name, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "report.md").read_text() == (committed / "report.md").read_text()
+    assert {p.name for p in tmp_path.iterdir()} == {p.name for p in committed.iterdir()}
+
+
+def test_convergence_warnings_are_collected_and_others_still_shown():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with pytest.warns(UserWarning, match="another") as shown:
+        with cli.convergence_warnings_counted() as caught:
+            for _ in range(3):
+                warnings.warn("Maximum iterations (200) reached", ConvergenceWarning)
+            warnings.warn("another warning", UserWarning)
+    assert caught == ["Maximum iterations (200) reached"] * 3
+    assert [w.category for w in shown] == [UserWarning]
+
+
 def test_non_finite_gain_is_one_line(tmp_path, tiny_model, capsys):
     assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path),
                      "--gain-db", "nan"]) == 2
@@ -184,7 +207,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["trained_on_rate_hz"] == 16000           # the shared RAVDESS copy is 16 kHz
     assert card["training"]["fit_config"]["seed"] == 1
     environment = card["training"]["environment"]
-    assert environment["scikit-learn"] and environment["blas"]
+    assert environment["scikit-learn"] and environment["blas"] and environment["cpu"]
     assert environment["torch_cpu"] if torch_available() else "torch" not in environment
     assert card["training"]["fit_config"]["copy_snr_db"] == [10.0, 40.0]
     assert card["training"]["fit_config"]["gender_copy_span"] == 0.05
@@ -215,6 +238,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "each fold's own search chose: `logreg(" in report and "another recording level" in report
     assert "pink noise, 20 dB SNR: UAR adapted" in report and "room, RT60 0.6 s: UAR adapted" in report
+    assert "--emotions neutral,happy,sad,angry --families logreg --folds 2" in report   # its Reproduce line
     # the kept fold models name their held-out actors, and replaying one gives its fold's figure again
     held = [json.loads((tmp_path / "folds" / f"fold{k}.json").read_text())["metrics"]["held_out_speakers"]
             for k in (1, 2)]
@@ -256,6 +280,9 @@ def test_reproduce_command_carries_every_non_default_setting():
     both = FitConfig(frame=FrameModelConfig(**MASKED_FRAME_CONFIG, **AVERAGED_FRAME_CONFIG))
     assert reproduce_command(card(both)) == f"{command} --frame-masks --frame-averaging --out models/m"
     assert "--frame-averaging" not in reproduce_command(card(replace(both, frame_model=False)))
+    subset = FitConfig(folds=4, emotions=("neutral", "happy", "sad", "angry"))
+    assert reproduce_command(card(subset)) == ("ser-train fit --corpus ravdess=D --emotions neutral,happy,sad,angry "
+                                               "--families logreg,svc,mlp,hgb --folds 4 --out models/m")
 
 
 def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):
@@ -319,6 +346,25 @@ def test_a_model_without_a_gender_head_has_no_gender_accuracy(tmp_path, tiny_mod
     clips = [type(c)(c.path, c.label, c.speaker, "female", c.corpus) for c in clips]    # genders known
     assert evaluate(Scorer(tiny_model, DEFAULT_SPEC), clips, adapt=False, progress=False)["gender_accuracy"] is not None
     assert evaluate(Scorer(model, DEFAULT_SPEC), clips, adapt=False, progress=False)["gender_accuracy"] is None
+
+
+def test_the_report_of_a_model_without_a_gender_head_shows_no_gender_figures(tmp_path):
+    """No gender plot (an empty one read as 0 % accuracy), n/a in the table, and no word of a gender head."""
+    from realtime.scorer import model_path
+    from ser_train.report import write_report
+
+    card = json.loads(model_path("ser-ravdess").with_suffix(".json").read_text())
+    card["gender_trained"] = False
+    stream = card["metrics"]["streaming_cv"]
+    for mode in ("adapt", "cold"):
+        stream[mode]["gender_accuracy"] = None
+    for figures in (*stream["in_noise"].values(), *stream["in_room"].values()):
+        figures.update(gender_adapt=None, gender_cold=None)
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    text = write_report(tmp_path / "m.json", tmp_path / "report").read_text()
+    assert not (tmp_path / "report" / "gender.png").exists() and "gender.png" not in text
+    assert "| adapt | 1200 | " in text and " | n/a | " in text and "gender head" not in text
+    assert (tmp_path / "report" / "classifiers.png").exists() and "| sad | 0.510 | 0.453 |" in text
 
 
 def test_evaluate_names_the_files_it_cannot_decode(tmp_path, tiny_model, capsys):
