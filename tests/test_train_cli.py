@@ -383,6 +383,7 @@ def test_evaluate_names_the_files_it_cannot_decode(tmp_path, tiny_model, capsys)
     (["fit", "--out", "{file}/model"], "--out"),
     (["fit", "--report", "{file}"], "--report"),
     (["fit", "--keep-folds", "{file}/folds"], "--keep-folds"),
+    (["fit", "--out", "/proc/ser-test/model"], "--out"),    # refused by the filesystem, even to root
     (["evaluate", "--model", "ser-ravdess", "--corpus", "folder", "--json", "{tmp}"], "--json"),
     (["evaluate", "--model", "ser-ravdess", "--corpus", "folder", "--json", "{file}/x.json"], "--json")])
 def test_output_paths_are_checked_before_any_work(tmp_path, capsys, argv, needle):
