@@ -32,7 +32,9 @@ def speech() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference(speech: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    return replay_segments(write(tmp_path_factory.mktemp("ref") / "speech.wav", speech))
+    found = replay_segments(write(tmp_path_factory.mktemp("ref") / "speech.wav", speech))
+    assert len(found) == 3, found   # the excerpt's three utterances: equal to none would prove nothing
+    return found
 
 
 def write(path: Path, audio: np.ndarray, rate: int = RATE, subtype: str = "FLOAT") -> Path:
@@ -261,3 +263,9 @@ def test_card_that_is_not_a_json_object(tiny_model, tmp_path, capsys, speech):
     clip = write(tmp_path / "speech.wav", speech)
     assert cli.main(["replay", str(clip), "--speed", "0", "--headless", "--model", str(model)]) == 2
     assert RETRAIN in capsys.readouterr().err
+
+
+def test_downmix_is_the_mean_of_the_channels():
+    from realtime.sources import SourceStats, to_mono_float
+    block = np.array([[1.0, 0.0, 0.5], [0.2, 0.4, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(to_mono_float(block, SourceStats()), [0.5, 0.2], rtol=1e-6)

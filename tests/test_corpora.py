@@ -299,3 +299,20 @@ def test_real_ravdess_subset() -> None:
     for speaker in {c.speaker for c in scan.clips}:
         assert per_actor[(speaker, "neutral")] == 4
         assert all(per_actor[(speaker, label)] == 8 for label in LABELS[1:8])
+
+
+def test_every_emodb_speaker_has_its_documented_gender(tmp_path):
+    from ser_train.corpora import scan_corpus
+    genders = {"03": "male", "08": "female", "09": "female", "10": "male", "11": "male", "12": "male",
+               "13": "female", "14": "female", "15": "male", "16": "female"}
+    for s in genders:
+        (tmp_path / f"{s}a01Fa.wav").touch()
+    assert {c.speaker: c.gender for c in scan_corpus("emodb", tmp_path).clips} == {f"emodb:{s}": g for s, g in genders.items()}
+
+
+def test_a_second_copy_differing_in_case_is_a_duplicate(tmp_path):
+    from ser_train.corpora import scan_corpus
+    (tmp_path / "a").mkdir(); (tmp_path / "b").mkdir()
+    (tmp_path / "a/03-01-01-01-01-01-01.wav").touch(); (tmp_path / "b/03-01-01-01-01-01-01.WAV").touch()
+    scan = scan_corpus("ravdess", tmp_path)
+    assert len(scan.clips) == 1 and len(scan.rejected) == 1

@@ -180,3 +180,10 @@ def test_headless_never_imports_the_dashboard():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False False False"
+
+
+def test_a_block_peaking_exactly_at_the_clip_level_counts():
+    from realtime.monitor import CLIP_LEVEL, Monitor
+    m = Monitor("x", "m", ("a",), ("f", "m"), 16000)
+    m.on_chunk(np.array([0.0, CLIP_LEVEL]))
+    assert m.clipped_blocks == 1

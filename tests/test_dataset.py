@@ -43,3 +43,17 @@ def test_a_vad_that_hears_silence_caches_apart_and_the_default_keeps_its_old_key
     assert key(VadConfig()) != key(VadConfig(webrtc_hears_silence=True))
     assert "webrtc_hears_silence" not in _windowing(VadConfig())          # as keyed before the setting existed
     assert _windowing(VadConfig(webrtc_hears_silence=True))["webrtc_hears_silence"] is True
+
+
+def test_voice_copies_are_their_own_sessions_and_a_clips_windows_stay_in_order():
+    from ser_train.corpora import Clip
+    from ser_train.dataset import ClipWindows
+    from ser_train.sessions import speaker_orders, window_table
+    clips = [ClipWindows(Clip(Path(f"{i}.wav"), "angry", "s1", None, "folder"), np.zeros((3, 4)) + i, np.ones(3),
+                         tuple(np.zeros((2, 2)) for _ in range(3)), factor=f) for i, f in enumerate((1.0, 1.0, 0.9, 0.9))]
+    table = window_table(clips, ("angry",))
+    assert sorted(set(table.session.tolist())) == ["s1@0.9", "s1@1"]
+    for order in speaker_orders(table, seed=5):
+        for c in np.unique(table.clip[order]):
+            rows = order[table.clip[order] == c]
+            assert rows.tolist() == sorted(rows.tolist())

@@ -112,3 +112,23 @@ def test_shipped_models_hold_no_subnormal_weights():
     assert len(shipped) >= 4
     for path in shipped:
         assert _subnormal_weights(onnx.load(str(path))) == 0, path.name
+
+
+def test_check_equality_refuses_a_graph_whose_gender_head_differs(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from realtime.adapt import AdaptConfig, SpeakerAdapter
+    from ser_train.export import EQUALITY_ATOL, ExportError, check_equality, merge_heads, write_model
+    from ser_train.fit import FitConfig, model_card
+    from tests.conftest import LABELS
+    assert EQUALITY_ATOL <= 1e-4
+    width = 2 * DEFAULT_SPEC.dim
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((80, width)).astype(np.float32)
+    emotion = LogisticRegression(max_iter=300).fit(x, np.arange(80) % len(LABELS))
+    gender = LogisticRegression(max_iter=300).fit(x, np.arange(80) % 2)
+    other = LogisticRegression(max_iter=300).fit(x, (np.arange(80) // 3) % 2)
+    card = model_card("t", LABELS, SpeakerAdapter(np.zeros(DEFAULT_SPEC.dim), np.ones(DEFAULT_SPEC.dim), AdaptConfig()),
+                      ["synthetic"], FitConfig(), {})
+    path, _ = write_model(tmp_path / "t", merge_heads(emotion, gender, width), card)
+    with pytest.raises(ExportError):
+        check_equality(path, emotion, other, x[:20])

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from realtime.features import DEFAULT_SPEC, FeatureStream, clip_vector, dct_matrix, mel_filterbank
+from realtime.features import DEFAULT_SPEC, FeatureStream, clip_vector, dct_matrix, functionals, mel_filterbank
 from tests.conftest import SHARED_RAVDESS, bursts
+
+RATE, HOP = 16000, 320
 
 
 def speech_clip() -> np.ndarray:
@@ -85,3 +87,19 @@ def test_stats_equal_numpy_mean_std_and_percentiles_bit_for_bit(rows):
     np.testing.assert_array_equal(stats[0], x.mean(axis=0))
     np.testing.assert_array_equal(stats[1], x.std(axis=0))
     np.testing.assert_array_equal(stats[2:], np.percentile(x, DEFAULT_SPEC.percentiles, axis=0))
+
+
+def test_frame_range_holds_exactly_the_frames_inside():
+    stream = FeatureStream()
+    stream.push(np.zeros(RATE, np.float32))
+    L = DEFAULT_SPEC.frame_length
+    assert stream.frame_range(0, RATE) == (0, (RATE - L) // HOP + 1)
+    assert stream.frame_range(1, 3 * HOP + L) == (1, 4)          # frame 0 starts before the window; frame 3 ends at it
+
+
+def test_pitch_statistics_use_only_voiced_frames():
+    frames = np.zeros((4, len(DEFAULT_SPEC.frame_names)))
+    frames[:, -2] = [0.9, 0.1, 0.8, 0.2]        # voicing
+    frames[:, -1] = [10.0, 40.0, 20.0, 30.0]    # f0 semitones
+    v = dict(zip(DEFAULT_SPEC.names, functionals(frames)))
+    assert v["voiced_fraction"] == 0.5 and v["f0_mean"] == 15.0

@@ -1,6 +1,7 @@
 """Clip-level figures: a clip without speech is an error, and pooling folds keeps it one."""
 
 import numpy as np
+import pytest
 
 from ser_train.metrics import by_session_position, emotion_report, gender_accuracy, pooled, pooled_by_position
 
@@ -54,3 +55,25 @@ def test_figures_by_session_position_pool_over_folds_span_by_span():
              for rows in (slice(0, 40), slice(40, 80))]
     assert pooled_by_position(folds) == [{key: s[key] for key in ("positions", "n", "no_speech", "accuracy", "uar")}
                                          for s in spans]
+
+
+def test_confusion_rows_are_truth_and_uar_skips_absent_classes():
+    from ser_train.metrics import emotion_report
+    truth = np.array([0, 0, 1])
+    probs = np.array([[0.1, 0.9, 0.0], [0.8, 0.2, 0.0], [0.1, 0.9, 0.0]])
+    r = emotion_report(truth, probs, ("a", "b", "c"))
+    assert r["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    assert r["uar"] == 0.75 and r["per_class"]["b"]["precision"] == 0.5
+
+
+def test_ece_weights_each_bin_by_its_share_of_clips():
+    from ser_train.metrics import expected_calibration_error
+    probs = np.array([[0.95, 0.05]] * 3 + [[0.55, 0.45]])
+    truth = np.array([0, 0, 0, 1])
+    assert expected_calibration_error(probs, truth) == pytest.approx(0.75 * 0.05 + 0.25 * 0.55)
+
+
+def test_clip_probabilities_are_duration_weighted():
+    from ser_train.metrics import clip_probabilities
+    ids, p = clip_probabilities(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([7, 7]), np.array([3.0, 1.0]))
+    np.testing.assert_allclose(p, [[0.75, 0.25]])

@@ -1,8 +1,13 @@
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 
 from realtime.features import DEFAULT_SPEC, functionals
 from realtime.pipeline import WindowFeaturizer
 from tests.conftest import bursts
+
+RATE = 16000
 
 
 def windows(x: np.ndarray, chunk: int, keep_frames: bool = False) -> list:
@@ -58,3 +63,34 @@ def test_every_scored_window_gets_the_input_training_gave_it():
             np.testing.assert_allclose(given, normalize_session(session, reference)[-1], rtol=1e-6, atol=1e-6)
             if event.type == "segment":
                 segments.append(event.vector)
+
+
+def test_a_source_failing_mid_utterance_still_closes_its_window(tiny_model):
+    from realtime.monitor import Monitor
+    from realtime.pipeline import Pipeline
+    from realtime.runner import run
+    from realtime.scorer import Scorer
+    from realtime.sources import Chunk, SourceError, SourceStats
+
+    audio = bursts(total_s=3.0, spans=((0.5, 3.0, "noise"),))     # speech up to the fault
+    class Failing:
+        stats = SourceStats()
+        def __iter__(self):
+            for i in range(0, len(audio), 1600):
+                yield Chunk(audio[i:i + 1600], i)
+            raise SourceError("decoding failed")
+    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    records = []
+    monitor = Monitor("x", "m", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    with pytest.raises(SourceError):
+        run(Failing(), Pipeline(scorer), [SimpleNamespace(write=records.append)], monitor)
+    assert [r["type"] for r in records][-2:] == ["segment", "stats"] and records[-2]["end_s"] == pytest.approx(3.0, abs=0.05)
+
+
+def test_event_record_fields():
+    from realtime.pipeline import Event
+    from realtime.sinks import event_record
+    seg = event_record(Event("segment", 0, 16000, emotion="sad", smoothed_emotion="angry", latency_ms=1.23456), RATE)
+    assert seg["emotion"] == "sad" and seg["smoothed_emotion"] == "angry" and seg["latency_ms"] == 1.235
+    start = event_record(Event("speech_start", 0, 8000, latency_ms=5.0), RATE)
+    assert start["latency_ms"] is None and start["smoothed_emotion"] is None

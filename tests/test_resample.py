@@ -114,3 +114,13 @@ def test_only_a_card_trained_on_narrower_audio_asks_for_a_band(tiny_model, tmp_p
     loaded = Scorer(narrow, DEFAULT_SPEC).card
     assert loaded.band_rate_hz == 8000 and loaded.narrower_input(8000) is None
     assert "ser-ravdess-phone" not in loaded.narrower_input(4000)   # already a telephone-rate model
+
+
+def test_resample_keeps_the_band_below_the_new_nyquist(tmp_path):
+    from ser_train.resample import resample_corpus
+    src = tmp_path / "src" / "angry"; src.mkdir(parents=True)
+    t = np.arange(44100) / 44100
+    sf.write(src / "s1_a.wav", 0.5 * np.sin(2 * np.pi * 3000 * t), 44100)
+    resample_corpus(tmp_path / "src", tmp_path / "dst", 8000)
+    out, rate = sf.read(tmp_path / "dst" / "angry" / "s1_a.wav")
+    assert rate == 8000 and abs(np.sqrt(np.mean(out[800:-800] ** 2)) - 0.5 / np.sqrt(2)) < 0.01

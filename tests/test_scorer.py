@@ -127,3 +127,17 @@ def test_the_card_sets_the_variance_prior_the_runtime_adapts_with(tiny_model, tm
     pipeline = Pipeline(Scorer(model, DEFAULT_SPEC), adapt=False)
     assert pipeline.adapter.config.variance_prior == 10.0 and not pipeline.adapter.config.enabled
     assert pipeline.frame_adapter is None or pipeline.frame_adapter.config.variance_prior == 10.0
+
+
+def test_card_format_and_statistic_sizes_are_checked(tiny_model, tmp_path):
+    from realtime.scorer import ModelError, Scorer
+    model = copy_model(tiny_model, tmp_path)
+    edit_card(model, format=2)
+    with pytest.raises(ModelError, match="format"):
+        Scorer(model, DEFAULT_SPEC)
+    edit_card(model, format=1)
+    card = json.loads(model.with_suffix(".json").read_text())
+    card["adaptation"]["pop_std"] = card["adaptation"]["pop_std"][:-1]
+    model.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="wrong size"):
+        Scorer(model, DEFAULT_SPEC)

@@ -1,6 +1,7 @@
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from ser_train.corpora import scan_corpus
 from ser_train.evaluate import evaluate, session_order
 from ser_train.frame_model import torch_available
 from tests.conftest import SHARED_RAVDESS, bursts
+
+RATE = 16000
 
 
 def folder_corpus(root: Path) -> Path:
@@ -444,3 +447,16 @@ def test_a_bug_is_one_line_and_debug_shows_its_traceback(tmp_path, capsys, monke
     caplog.set_level("DEBUG", logger="ser-train")
     assert cli.main(["--log-level", "DEBUG", *argv]) == 1
     assert any(record.exc_info and record.exc_info[0] is KeyError for record in caplog.records)
+
+
+def test_evaluate_clip_decision_is_duration_weighted(monkeypatch):
+    from realtime.pipeline import Event
+    from ser_train import evaluate as ev
+    events = [Event("segment", 0, 3 * RATE, emotion_probs={"a": 1.0, "b": 0.0}, gender_probs={"female": 1.0, "male": 0.0}),
+              Event("segment", 3 * RATE, 4 * RATE, emotion_probs={"a": 0.0, "b": 1.0}, gender_probs={"female": 0.0, "male": 1.0})]
+    pipeline = SimpleNamespace(sample_rate=RATE, scorer=SimpleNamespace(card=SimpleNamespace(band_rate_hz=None)),
+                               push=lambda block: [], flush=lambda: events)
+    monkeypatch.setattr(ev, "FileSource", lambda *a, **k: [])
+    monkeypatch.setattr(ev, "played", lambda source, *a: [])
+    emotion, gender = ev.clip_probs(pipeline, Path("x.wav"))
+    np.testing.assert_allclose(emotion, [0.75, 0.25]); np.testing.assert_allclose(gender, [0.75, 0.25])

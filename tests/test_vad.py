@@ -118,3 +118,28 @@ def test_a_vad_whose_webrtcvad_hears_silence_keeps_quiet_speech_and_still_obeys_
     assert not (flags[True] & ~passed).any()                         # never speech where the gate says no
     config = VadConfig(webrtc_hears_silence=True)
     assert len(segments(windows(quiet, config))) > len(segments(windows(quiet, VadConfig())))   # 7 against 5
+
+
+def run_windower(decisions, config):
+    w = Windower(RATE, HOP, config)
+    return w.push(np.asarray(decisions, bool)) + w.flush()
+
+
+def test_preroll_never_reaches_into_the_previous_window():
+    config = VadConfig(preroll_ms=200, min_silence_ms=100, min_window_s=0.5)
+    d = [0] * 50 + [1] * 50 + [0] * 8 + [1] * 50 + [0] * 50       # gap of 160 ms < pre-roll
+    segs = [(e.start, e.end) for e in run_windower(d, config) if e.kind == "segment"]
+    assert len(segs) == 2 and segs[1][0] == segs[0][1] == 100 * HOP
+
+
+def test_partials_come_every_update_s():
+    config = VadConfig(preroll_ms=0, update_s=1.0, max_window_s=8.0, min_window_s=0.5)
+    d = [1] * 250 + [0] * 50                                      # 5 s of speech
+    partials = [e for e in run_windower(d, config) if e.kind == "partial"]
+    assert [p.end for p in partials] == [k * RATE for k in (1, 2, 3, 4, 5)]
+
+
+def test_a_pause_of_exactly_min_silence_splits():
+    config = VadConfig(preroll_ms=0, min_silence_ms=300, min_window_s=0.5)
+    d = [1] * 50 + [0] * 15 + [1] * 50 + [0] * 20                 # 15 frames = 300 ms
+    assert sum(e.kind == "segment" for e in run_windower(d, config)) == 2
