@@ -268,14 +268,13 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         console.print(f"note: {len(unconverged)} classifier fits stopped at their iteration limit before converging "
                       f"(scikit-learn's ConvergenceWarning, first: {unconverged[0]}); the figures measure them as they are")
     console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
+    from ser_train.report import figure, write_report
+
     stream = card["metrics"].get("streaming_cv")
     if stream:
-        gender = stream["adapt"]["gender_accuracy"]
         console.print(f"streaming CV: UAR adapted {stream['adapt']['uar']:.3f}, cold {stream['cold']['uar']:.3f}, "
-                      f"gender {'n/a' if gender is None else gender}")
+                      f"gender {figure(stream['adapt']['gender_accuracy'])}")
     if args.report:
-        from ser_train.report import write_report
-
         console.print(f"report: {write_report(args.out.with_suffix('.json'), args.report)}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import platform
 import tempfile
 import zlib
 from contextlib import nullcontext
@@ -305,8 +306,6 @@ def training_environment() -> dict:
     """The versions and kernels a fit ran with. Rounding differs between CPUs' kernels: the default's model search
     moved by up to 0.004 UAR from an AMD EPYC to an Intel Xeon until :mod:`ser_train.kernels` pinned OpenBLAS's.
     PyTorch still picks its own by CPU (``torch_cpu``), so the CNN reproduces exactly only on a CPU like the first."""
-    import platform
-
     import sklearn
 
     blas = sorted({f"{pool['internal_api']} {pool['version']} {pool.get('architecture', '?')}" for pool in blas_pools()})
@@ -326,8 +325,6 @@ def cpu_name() -> str:
                  if line.startswith("model name")]
     except OSError:
         names = []
-    import platform
-
     return names[0] if names else platform.processor() or platform.machine()
 
 

@@ -15,10 +15,9 @@ from ser_train.frame_model import FrameModelConfig
 
 def figures_table(report: dict) -> Table:
     """The per-class table `ser-train evaluate` prints, with the headline figures in the title."""
-    gender = "n/a" if report["gender_accuracy"] is None else f"{report['gender_accuracy']:.3f}"
-    ece = "n/a" if report["ece"] is None else f"{report['ece']:.3f}"
-    title = (f"n={report['n']}  accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}  gender {gender}  "
-             f"ECE {ece}  no speech {report['no_speech']}  skipped {report['skipped']}  "
+    title = (f"n={report['n']}  accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}  "
+             f"gender {figure(report['gender_accuracy'], '.3f')}  ECE {figure(report['ece'], '.3f')}  "
+             f"no speech {report['no_speech']}  skipped {report['skipped']}  "
              + (f"unreadable {report['unreadable']}  " if report.get("unreadable") else "") +
              f"({', '.join(_conditions(report))})")
     table = Table(title=title)
@@ -143,7 +142,7 @@ def write_report(card_path: Path, out: Path) -> Path:
                    "gender accuracy (streaming CV)", "accuracy", out / "gender.png", zoom=True, fmt="%.3f")
         gender_plot = " ![gender](gender.png)"
     rows = "\n".join(f"| {m} | {stream[m]['n']} | {stream[m]['accuracy']:.3f} | {stream[m]['uar']:.3f} | "
-                     f"{_figure(stream[m]['gender_accuracy'])} | {_figure(stream[m]['ece_mean_over_folds'])} | "
+                     f"{figure(stream[m]['gender_accuracy'])} | {figure(stream[m]['ece_mean_over_folds'])} | "
                      f"{', '.join(f'{u:.3f}' for u in stream[m]['fold_uar'])} |" for m in ("adapt", "cold"))
     f1_rows = "\n".join(f"| {label} | {f1['adapt'][i]:.3f} | {f1['cold'][i]:.3f} |" for i, label in enumerate(labels))
     search_rows = "\n".join(f"| {r['candidate']} | {r['adapt_uar']:.3f} | {r['cold_uar']:.3f} |" for r in search)
@@ -261,9 +260,8 @@ def _silent(figures: dict) -> str:
 
 def _heard(conditions: dict) -> str:
     """UAR and gender accuracy per replay condition (no gender head: n/a)."""
-    share = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     return "; ".join(f"{name}: UAR adapted {u['adapt']:.3f}, cold {u['cold']:.3f}, gender accuracy adapted "
-                     f"{share(u['gender_adapt'])}, cold {share(u['gender_cold'])}{_silent(u)}"
+                     f"{figure(u['gender_adapt'], '.3f')}, cold {figure(u['gender_cold'], '.3f')}{_silent(u)}"
                      for name, u in conditions.items())
 
 
@@ -286,9 +284,9 @@ def _ensemble_note(card: dict) -> str:
             f"(weight fixed in advance){gender}.")
 
 
-def _figure(value: float | None) -> str:
-    """A card's figure as the report prints it: n/a where the model has none (no gender head)."""
-    return "n/a" if value is None else f"{value}"
+def figure(value: float | None, spec: str = "") -> str:
+    """A figure formatted with ``spec``, or n/a where there is none (no gender head, no gender labels)."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def _f1(confusion: np.ndarray, i: int) -> float:

@@ -4,6 +4,7 @@ the device. (Missing PortAudio is covered in test_cli.py.)"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import threading
@@ -145,6 +146,18 @@ def live(tmp_path: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[in
     return code, events, capsys.readouterr().err
 
 
+def listen(block: int = BLOCK, should_stop=lambda: False) -> tuple[MicSource, Monitor, list[dict], bool]:
+    """Run the installed fake device through the default model, in-process; return the source, the monitor,
+    the records written and whether the run was interrupted."""
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    source = MicSource(None, RATE, block=block)
+    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    records: list[dict] = []
+    interrupted = run(source, Pipeline(scorer), [SimpleNamespace(write=records.append, close=lambda: None)], monitor,
+                      should_stop=should_stop)
+    return source, monitor, records, interrupted
+
+
 def one_line(err: str) -> str:
     assert err.count("\n") == 1 and "Traceback" not in err, err
     return err
@@ -214,11 +227,7 @@ def test_overflow_flags_reach_stats_and_summary(monkeypatch, tmp_path, capsys, s
 
 def test_overflow_flags_reach_the_dashboard_snapshot(monkeypatch, speech):
     install(monkeypatch, [MIC], Plan(blocks_of(speech), overflow_every=25))
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
-    source = MicSource(None, RATE)
-    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
-    records: list[dict] = []
-    run(source, Pipeline(scorer), [SimpleNamespace(write=records.append, close=lambda: None)], monitor)
+    source, monitor, records, _ = listen()
     assert monitor.snapshot(source.stats).overflows == 4 and records[-1]["overflows"] == 4
 
 
@@ -234,10 +243,7 @@ def test_burst_beyond_the_queue_is_dropped_and_counted(monkeypatch, tmp_path, ca
 def test_device_faster_than_the_consumer_loses_nothing_uncounted(monkeypatch, speech):
     plan = Plan(blocks_of(np.tile(speech, 6), block=160), threaded=True)  # 6000 small blocks, flat out
     install(monkeypatch, [MIC], plan)
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
-    source = MicSource(None, RATE, block=160)
-    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
-    run(source, Pipeline(scorer), [], monitor)
+    source, monitor, _, _ = listen(block=160)
     assert plan.delivered == len(plan.blocks)
     assert source.stats.blocks + source.stats.dropped_blocks == plan.delivered
     assert source.stats.blocks >= QUEUE_BLOCKS and monitor.samples == 160 * source.stats.blocks
@@ -249,12 +255,8 @@ def test_a_stop_request_still_scores_every_block_already_delivered(monkeypatch, 
     native = speech if rate == RATE else soxr.resample(speech, RATE, rate)
     plan = Plan(blocks_of(native, block=BLOCK * rate // RATE), then="stall", rates=(rate,))
     install(monkeypatch, [MIC], plan)
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
-    source = MicSource(None, RATE)
-    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
-    records: list[dict] = []
-    sink = SimpleNamespace(write=records.append, close=lambda: None)
-    assert run(source, Pipeline(scorer), [sink], monitor, should_stop=lambda: True)
+    source, monitor, records, interrupted = listen(should_stop=lambda: True)
+    assert interrupted
     assert source.stats.blocks == len(plan.blocks) and source.ended_reason is None
     assert abs(monitor.samples - len(speech)) <= 1   # the resampler's tail is handed over too
     assert [r["emotion"] for r in records if r["type"] == "segment"] == ["angry", "sad"]
@@ -264,18 +266,15 @@ def test_blocks_a_second_ctrl_c_leaves_unread_are_counted_as_dropped(monkeypatch
     """A second Ctrl-C (KeyboardInterrupt) abandons the queue: what it held is counted, and the run says why."""
     plan = Plan(blocks_of(speech), then="stall")   # all delivered at start, then the device stays open
     install(monkeypatch, [MIC], plan)
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
-    source = MicSource(None, RATE)
-    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
-    records: list[dict] = []
-    sink = SimpleNamespace(write=records.append, close=lambda: None)
+    chunks_seen = itertools.count(1)
 
-    def second_ctrl_c() -> bool:
-        if source.stats.blocks == 3:
+    def second_ctrl_c() -> bool:   # asked once per chunk: the third is the last one read
+        if next(chunks_seen) == 3:
             raise KeyboardInterrupt
         return False
 
-    assert run(source, Pipeline(scorer), [sink], monitor, should_stop=second_ctrl_c)
+    source, monitor, records, interrupted = listen(should_stop=second_ctrl_c)
+    assert interrupted
     unread = plan.delivered - 3
     assert records[-1]["type"] == "stats" and records[-1]["blocks"] == 3 and records[-1]["dropped_blocks"] == unread
     assert source.ended_reason == f"interrupted with {unread} delivered blocks unread (counted as dropped)"
@@ -302,8 +301,5 @@ def test_without_device_the_system_default_input_is_used(monkeypatch):
 def test_the_resampler_tail_is_scored_however_the_device_ends(monkeypatch, speech, then):
     native = soxr.resample(speech, RATE, 48000)
     install(monkeypatch, [MIC], Plan(blocks_of(native, block=4800), then=then, rates=(48000,)))
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
-    source = MicSource(None, RATE)
-    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
-    run(source, Pipeline(scorer), [], monitor)
+    source, monitor, _, _ = listen()
     assert source.ended_reason is not None and abs(monitor.samples - len(speech)) <= 1
