@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -155,6 +156,16 @@ def _cached_windows(args: tuple[Path, FeatureSpec, VadConfig, float, float, Nois
     return vectors, durations, frames
 
 
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How extraction starts its workers: from a fork server where the platform has one (Python 3.14's
+    default on Linux), since forking this process while the progress bar's thread runs can deadlock."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context()
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])   # the server imports this once; each worker starts loaded
+    return context
+
+
 def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), factors: tuple[float, ...] = (1.0,),
             cache_dir: Path | None = DEFAULT_CACHE, workers: int | None = None,
             gain_db: Callable[[Clip, float], float] = lambda clip, factor: 0.0,
@@ -175,7 +186,7 @@ def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), 
     jobs = [(clip.path, spec, vad, factor, gain, background, band_hz, echo, cache_dir)
             for clip, factor, gain, background, echo in copies]
     results: list[ClipWindows] = []
-    with progress_bar("features") as progress, ProcessPoolExecutor(workers) as pool:
+    with progress_bar("features") as progress, ProcessPoolExecutor(workers, worker_context()) as pool:
         task = progress.add_task("features", total=len(jobs))
         for (clip, factor, gain, background, echo), result in zip(copies, pool.map(_cached_windows, jobs, chunksize=8)):
             if isinstance(result, str):

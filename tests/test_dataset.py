@@ -1,11 +1,13 @@
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from realtime.features import DEFAULT_SPEC
 from ser_train.corpora import Clip
-from ser_train.dataset import at_level, extract
+from ser_train.dataset import at_level, extract, worker_context
 from tests.conftest import bursts
 
 
@@ -31,6 +33,11 @@ def test_extract_plays_each_copy_at_its_level_and_caches_levels_apart(tmp_path: 
     again = extract([clip], DEFAULT_SPEC, cache_dir=cache, workers=1, gain_db=level(-12))[0]
     np.testing.assert_array_equal(again.vectors, quieter.vectors)
 
+def test_extraction_workers_start_from_a_fork_server_not_a_fork_of_the_threaded_parent():
+    """The progress bar's thread runs while the pool starts, and a fork would copy the locks it holds."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("this platform has no fork server: its workers spawn")
+    assert worker_context().get_start_method() == "forkserver"
 
 
 def test_a_vad_that_hears_silence_caches_apart_and_the_default_keeps_its_old_keys(tmp_path: Path):
