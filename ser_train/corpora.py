@@ -296,8 +296,15 @@ def scan_corpus(kind: str, root: str | Path, *,
     return CorpusScan(tuple(clips), tuple(sorted(rejected)))
 
 
+def sung(clip: Clip) -> bool:
+    """Whether a clip is one of RAVDESS's songs (vocal channel 02), which the ravdess corpus reads beside its speech."""
+    return clip.corpus == "ravdess" and _RAVDESS_RE.fullmatch(clip.path.stem).group(2) == "02"
+
+
 def summarize(scan: CorpusScan) -> str:
-    """One line such as ``"ravdess: 1200 clips, 20 speakers, 0 rejected"``."""
+    """One line such as ``"ravdess: 1200 clips, 20 speakers, 0 rejected"``; songs among the clips are counted."""
     corpora = ", ".join(sorted({clip.corpus for clip in scan.clips})) or "no corpus"
     speakers = len({clip.speaker for clip in scan.clips})
-    return f"{corpora}: {len(scan.clips)} clips, {speakers} speakers, {len(scan.rejected)} rejected"
+    songs = sum(map(sung, scan.clips))
+    of_them = f" ({songs} of them sung, RAVDESS vocal channel 02)" if songs else ""
+    return f"{corpora}: {len(scan.clips)} clips{of_them}, {speakers} speakers, {len(scan.rejected)} rejected"

@@ -62,6 +62,7 @@ def test_ravdess_labels_speakers_genders_and_rejects(tmp_path: Path) -> None:
                                                      "neutral", "ravdess:02", "female", "ravdess")
     assert clips["03-01-01-01-01-01-01.wav"].gender == "male"
     assert clips["03-02-05-02-02-02-12.FLAC"].speaker == "ravdess:12"
+    assert summarize(scan) == f"ravdess: {len(good)} clips (1 of them sung, RAVDESS vocal channel 02), 4 speakers, 7 rejected"
     assert clips["01-01-03-01-01-01-24.Wav"].label == "happy"
     assert Counter(c.label for c in scan.clips if c.speaker == "ravdess:01") == Counter(LABELS[:8])
     rejected = _rejected(scan)
