@@ -55,17 +55,21 @@ def measure(decide: Callable[[], list[float]], audio_s: float) -> Measurement:
 
 
 class BlockSource:
-    """In-memory audio in microphone-sized blocks, delivered as fast as possible."""
+    """In-memory audio in microphone-sized blocks, delivered as fast as possible, or with ``pause_s``
+    of sleep after each block (as a microphone leaves the reader waiting)."""
 
-    def __init__(self, samples: np.ndarray, block: int = DEFAULT_BLOCK) -> None:
+    def __init__(self, samples: np.ndarray, block: int = DEFAULT_BLOCK, pause_s: float = 0.0) -> None:
         self.samples = samples
         self.block = block
+        self.pause_s = pause_s
         self.stats = SourceStats()
 
     def __iter__(self) -> Iterator[Chunk]:
         for start in range(0, len(self.samples), self.block):
             self.stats.blocks += 1
             yield Chunk(self.samples[start:start + self.block], start)
+            if self.pause_s:
+                time.sleep(self.pause_s)
 
 
 class LatencySink:
@@ -82,13 +86,14 @@ class LatencySink:
         pass
 
 
-def run_ours(samples: np.ndarray, scorer: Scorer) -> list[float]:
-    """A: the `ser live --jsonl` loop (monitor, sinks, adaptation, partials) over 100 ms blocks."""
+def run_ours(samples: np.ndarray, scorer: Scorer, pause_s: float = 0.0) -> list[float]:
+    """A: the `ser live --jsonl` loop (monitor, sinks, adaptation, partials) over 100 ms blocks, with
+    ``pause_s`` of sleep after each."""
     card = scorer.card
     rate = card.spec.sample_rate
     monitor = Monitor("benchmark", card.name, tuple(card.labels), tuple(card.gender_labels), rate)
     latency, jsonl = LatencySink(), JsonlSink(os.devnull)
-    run(BlockSource(samples), Pipeline(scorer), [jsonl, latency], monitor)
+    run(BlockSource(samples, pause_s=pause_s), Pipeline(scorer), [jsonl, latency], monitor)
     jsonl.close()
     return latency.latencies_ms
 

@@ -66,3 +66,13 @@ def test_live_cpu_on_the_virtual_microphone():
     rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["headless"], ["dashboard"])]
     assert len(rows) == 2 and all(math.isfinite(float(row[1])) for row in rows)
     assert all(0 <= float(row[2]) <= float(row[1]) for row in rows)   # libpulse's thread is part of the process
+
+
+def test_paced_benchmark_prints_a_figure_per_pause(tmp_path: Path):
+    out = tmp_path / "paced.json"
+    result = run_module("benchmarks.paced", "--seconds", "2", "--reps", "1", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())["cpu_ms_per_audio_s"]
+    assert set(figures) == {"0.0", "0.01", "0.1"}
+    assert all(math.isfinite(v) and v > 0 for v in figures.values())
+    assert "x back to back" in result.stdout and "100 ms" in result.stdout

@@ -1,0 +1,74 @@
+"""What waiting between blocks costs: our engine's loop (A) with a sleep after every 100 ms block.
+
+A microphone hands over a block every 100 ms and the reader sleeps in between, while the
+benchmark's A runs its blocks back to back. This runs A's loop over the same audio with
+pauses of 0, 10 and 100 ms after each block (repetitions interleaved, medians) and prints
+the CPU time per audio-second, sleep excluded, beside the back-to-back figure. Run from the
+repository root::
+
+    python -m benchmarks.paced [--data DIR] [--seconds 40] [--reps 3]
+"""
+
+from __future__ import annotations
+
+from benchmarks.threads import pin_one_thread
+
+pin_one_thread()   # before numpy
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks.arguments import output_file, positive_float, positive_int  # noqa: E402
+from benchmarks.corpus import load_stream  # noqa: E402
+from benchmarks.measure import measure, run_ours  # noqa: E402
+from realtime.features import DEFAULT_SPEC  # noqa: E402
+from realtime.scorer import DEFAULT_MODEL, Scorer  # noqa: E402
+
+PAUSES_S = (0.0, 0.01, 0.1)
+
+
+def paced(samples: np.ndarray, reps: int) -> dict[float, float]:
+    """Median CPU ms per audio-second of A's loop for each pause, repetitions interleaved."""
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    audio_s = len(samples) / DEFAULT_SPEC.sample_rate
+    run_ours(samples[:DEFAULT_SPEC.sample_rate * 10], scorer)   # warm-up: imports, first ONNX calls
+    runs: dict[float, list[float]] = {pause: [] for pause in PAUSES_S}
+    for _ in range(reps):
+        for pause in PAUSES_S:
+            runs[pause].append(measure(lambda: run_ours(samples, scorer, pause), audio_s).cpu_ms_per_audio_s)
+    return {pause: float(np.median(values)) for pause, values in runs.items()}
+
+
+def report(figures: dict[float, float], audio_s: float, reps: int) -> str:
+    lines = [f"A's loop over {audio_s:.0f} s of speech with pauses, 100 ms blocks, {reps} interleaved repetitions "
+             f"(medians); CPU time, sleep excluded",
+             f"{'pause after each block':>24s} {'CPU ms/audio-s':>15s} {'x back to back':>15s}"]
+    for pause, cpu in figures.items():
+        lines.append(f"{pause * 1000:21.0f} ms {cpu:15.3f} {cpu / figures[0.0]:15.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.paced", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, help="folder of speech (default ../shared/data; else the bundled demo)")
+    parser.add_argument("--seconds", type=positive_float, default=40.0, help="seconds of audio (default 40)")
+    parser.add_argument("--reps", type=positive_int, default=3, help="interleaved repetitions (default 3)")
+    parser.add_argument("--json", type=output_file, help="also write the figures as JSON to this path")
+    args = parser.parse_args(argv)
+    try:
+        stream = load_stream(args.data, args.seconds / 60, DEFAULT_SPEC.sample_rate)
+    except ValueError as exc:
+        parser.error(str(exc))
+    figures = paced(stream.samples, args.reps)
+    print(report(figures, stream.duration_s, args.reps))
+    if args.json:
+        args.json.write_text(json.dumps({"audio_s": stream.duration_s, "reps": args.reps, "origin": stream.origin,
+                                         "cpu_ms_per_audio_s": {str(p): v for p, v in figures.items()}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
