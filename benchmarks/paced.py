@@ -3,8 +3,10 @@
 A microphone hands over a block every 100 ms and the reader sleeps in between, while the
 benchmark's A runs its blocks back to back. This runs A's loop over the same audio with
 pauses of 0, 10 and 100 ms after each block (repetitions interleaved, medians) and prints
-the CPU time per audio-second, sleep excluded, beside the back-to-back figure. Run from the
-repository root::
+the CPU time per audio-second, sleep excluded, beside the back-to-back figure. Beside it, the
+CPU time of one small numpy operation (an in-place add over one block) right after such a
+pause shows how much of the slowdown belongs to the machine rather than to the loop. Run from
+the repository root::
 
     python -m benchmarks.paced [--data DIR] [--seconds 40] [--reps 3]
 """
@@ -17,6 +19,7 @@ pin_one_thread()   # before numpy
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -26,8 +29,10 @@ from benchmarks.corpus import load_stream  # noqa: E402
 from benchmarks.measure import measure, run_ours  # noqa: E402
 from realtime.features import DEFAULT_SPEC  # noqa: E402
 from realtime.scorer import DEFAULT_MODEL, Scorer  # noqa: E402
+from realtime.sources import DEFAULT_BLOCK  # noqa: E402
 
 PAUSES_S = (0.0, 0.01, 0.1)
+PROBES = 50                  # small operations timed after each pause
 
 
 def paced(samples: np.ndarray, reps: int) -> dict[float, float]:
@@ -42,12 +47,25 @@ def paced(samples: np.ndarray, reps: int) -> dict[float, float]:
     return {pause: float(np.median(values)) for pause, values in runs.items()}
 
 
-def report(figures: dict[float, float], audio_s: float, reps: int) -> str:
+def probe_us(pause: float) -> float:
+    """Median thread CPU time, in microseconds, of one in-place numpy add over a block right after ``pause``."""
+    block, out = np.ones(DEFAULT_BLOCK, np.float32), np.empty(DEFAULT_BLOCK, np.float32)
+    times = []
+    for _ in range(PROBES):
+        time.sleep(pause)
+        began = time.thread_time()
+        np.add(block, 1.0, out=out)
+        times.append(time.thread_time() - began)
+    return float(np.median(times)) * 1e6
+
+
+def report(figures: dict[float, float], probes: dict[float, float], audio_s: float, reps: int) -> str:
     lines = [f"A's loop over {audio_s:.0f} s of speech with pauses, 100 ms blocks, {reps} interleaved repetitions "
-             f"(medians); CPU time, sleep excluded",
-             f"{'pause after each block':>24s} {'CPU ms/audio-s':>15s} {'x back to back':>15s}"]
+             f"(medians); CPU time, sleep excluded; then one numpy add over a block after the pause "
+             f"(median of {PROBES})",
+             f"{'pause after each block':>24s} {'CPU ms/audio-s':>15s} {'x back to back':>15s} {'numpy add us':>13s}"]
     for pause, cpu in figures.items():
-        lines.append(f"{pause * 1000:21.0f} ms {cpu:15.3f} {cpu / figures[0.0]:15.2f}")
+        lines.append(f"{pause * 1000:21.0f} ms {cpu:15.3f} {cpu / figures[0.0]:15.2f} {probes[pause]:13.1f}")
     return "\n".join(lines)
 
 
@@ -63,10 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     figures = paced(stream.samples, args.reps)
-    print(report(figures, stream.duration_s, args.reps))
+    probes = {pause: probe_us(pause) for pause in PAUSES_S}
+    print(report(figures, probes, stream.duration_s, args.reps))
     if args.json:
         args.json.write_text(json.dumps({"audio_s": stream.duration_s, "reps": args.reps, "origin": stream.origin,
-                                         "cpu_ms_per_audio_s": {str(p): v for p, v in figures.items()}}, indent=2))
+                                         "cpu_ms_per_audio_s": {str(p): v for p, v in figures.items()},
+                                         "numpy_add_us": {str(p): v for p, v in probes.items()}}, indent=2))
     return 0
 
 
