@@ -32,7 +32,7 @@ import soundfile as sf  # noqa: E402
 from benchmarks import baselines, live_cpu, measure  # noqa: E402
 from benchmarks.arguments import (non_negative_float, non_negative_int, output_file, positive_float,  # noqa: E402
                                   positive_int)
-from benchmarks.corpus import Stream, load_stream  # noqa: E402
+from benchmarks.corpus import Stream, stream_or_usage_error  # noqa: E402
 from benchmarks.vmic import VirtualMicUnavailable  # noqa: E402
 from realtime.features import DEFAULT_SPEC  # noqa: E402
 from realtime.scorer import DEFAULT_MODEL, Scorer  # noqa: E402
@@ -174,10 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                              "measured last (default 60; 0 skips it)")
     parser.add_argument("--json", type=output_file, help="also write the figures as JSON to this path")
     args = parser.parse_args(argv)
-    try:
-        stream = load_stream(args.data, args.minutes, DEFAULT_SPEC.sample_rate, args.seed)
-    except ValueError as exc:
-        parser.error(str(exc))
+    stream = stream_or_usage_error(parser, args.data, args.minutes, DEFAULT_SPEC.sample_rate, args.seed)
     results = benchmark(stream, args.reps)
     print(report(stream, args.reps, results), flush=True)
     if args.live_seconds:

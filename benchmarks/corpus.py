@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,3 +87,12 @@ def load_stream(data: Path | None, minutes: float, rate: int, seed: int = 0) -> 
     if data is not None:
         raise ValueError(f"{data}: no {'/'.join(s.lstrip('.') for s in AUDIO_SUFFIXES)} files there")
     return build_stream([demo_path()], minutes, rate, seed, origin="bundled demo.flac")
+
+
+def stream_or_usage_error(parser: argparse.ArgumentParser, data: Path | None, minutes: float, rate: int,
+                          seed: int = 0) -> Stream:
+    """:func:`load_stream` for a benchmark command: a ``--data`` folder without audio is its usage error."""
+    try:
+        return load_stream(data, minutes, rate, seed)
+    except ValueError as exc:
+        parser.error(str(exc))

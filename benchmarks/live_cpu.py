@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks.arguments import positive_float
-from benchmarks.corpus import Stream, load_stream
+from benchmarks.corpus import Stream, stream_or_usage_error
 from benchmarks.measure import ser_command, vm_hwm_mb
 from benchmarks.threads import as_user_runs_it
 from benchmarks.vmic import VirtualMic, VirtualMicUnavailable, stop_process, virtual_mic
@@ -168,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=positive_float, default=60.0,
                         help="seconds of speech played per mode (default 60)")
     args = parser.parse_args(argv)
-    try:
-        stream = load_stream(args.data, args.seconds / 60, RATE)
-    except ValueError as exc:
-        parser.error(str(exc))
+    stream = stream_or_usage_error(parser, args.data, args.seconds / 60, RATE)
     try:
         figures = live_cpu(stream, args.seconds, dict(os.environ))
     except VirtualMicUnavailable as exc:

@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.arguments import output_file, positive_float, positive_int  # noqa: E402
-from benchmarks.corpus import load_stream  # noqa: E402
+from benchmarks.corpus import stream_or_usage_error  # noqa: E402
 from benchmarks.measure import measure, run_ours  # noqa: E402
 from realtime.features import DEFAULT_SPEC  # noqa: E402
 from realtime.scorer import DEFAULT_MODEL, Scorer  # noqa: E402
@@ -76,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=positive_int, default=3, help="interleaved repetitions (default 3)")
     parser.add_argument("--json", type=output_file, help="also write the figures as JSON to this path")
     args = parser.parse_args(argv)
-    try:
-        stream = load_stream(args.data, args.seconds / 60, DEFAULT_SPEC.sample_rate)
-    except ValueError as exc:
-        parser.error(str(exc))
+    stream = stream_or_usage_error(parser, args.data, args.seconds / 60, DEFAULT_SPEC.sample_rate)
     figures = paced(stream.samples, args.reps)
     probes = {pause: probe_us(pause) for pause in PAUSES_S}
     print(report(figures, probes, stream.duration_s, args.reps))
