@@ -189,12 +189,15 @@ def convergence_warnings_counted() -> Iterator[list[str]]:
         yield caught
 
 
-def scan_all(specs: list[tuple[str, Path]], console: Console):
+def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: bool = True):
+    """The clips of every ``(kind, root)``, with each corpus's summary and first rejects printed, and the
+    number of files rejected in all."""
     from ser_train.corpora import CorpusError, scan_corpus, summarize
 
-    clips = []
+    clips, rejected = [], 0
     for kind, root in specs:
-        scan = scan_corpus(kind, root)
+        scan = scan_corpus(kind, root, need_speakers=need_speakers)
+        rejected += len(scan.rejected)
         console.print(summarize(scan))
         for path, reason in scan.rejected[:5]:
             console.print(f"  rejected {path}: {reason}", soft_wrap=True)
@@ -203,7 +206,7 @@ def scan_all(specs: list[tuple[str, Path]], console: Console):
             raise CorpusError(f"none of the {len(scan.rejected)} audio files under {root} is a {kind} clip "
                               f"(the first, {path.name}: {reason}); is --corpus the right kind?")
         clips.extend(scan.clips)
-    return clips
+    return clips, rejected
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
@@ -232,7 +235,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     for flag, folder in (("--report", args.report), ("--keep-folds", args.keep_folds)):
         if folder:
             check_writable(folder, flag, folder=True)
-    clips = scan_all(args.corpus, console)
+    clips, _ = scan_all(args.corpus, console)
     present = {c.label for c in clips}
     if args.emotions:
         wanted = {e.strip().lower() for e in args.emotions.split(",")} - {""}
@@ -303,7 +306,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     held = held_out_speakers(scorer, args.model) if args.held_out else None
     seed = args.seed if args.seed is not None else fit_seed(scorer) if held is not None else 0
-    clips = scan_all([(args.corpus, args.data)], console)
+    clips, rejected = scan_all([(args.corpus, args.data)], console, need_speakers=args.adapt)
     if held is not None:
         clips = [c for c in clips if c.speaker in held]
         if not clips:
@@ -318,7 +321,9 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     console.print(figures_table(report))
     for reason in report["unreadable_files"][:5]:
         console.print(f"  unreadable: {reason}", soft_wrap=True)
+    report["rejected"] = rejected
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1) + "\n")
         console.print(f"wrote {args.json}")
     return 0

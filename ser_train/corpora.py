@@ -55,8 +55,9 @@ _Parsed = tuple[str, str, "str | None"]  # label, bare speaker id, gender
 _RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad",
                      "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised"}
 _TWO = ("01", "02")
+_RAVDESS_AUDIO = {"01": "full audio-video", "03": "audio-only"}   # 02 is video-only: no sound
 _RAVDESS_FIELDS: tuple[tuple[str, Collection[str]], ...] = (
-    ("modality", ("01", "02", "03")), ("vocal channel", _TWO), ("emotion", _RAVDESS_EMOTIONS),
+    ("modality", _RAVDESS_AUDIO), ("vocal channel", _TWO), ("emotion", _RAVDESS_EMOTIONS),
     ("intensity", _TWO), ("statement", _TWO), ("repetition", _TWO),
     ("actor", tuple(f"{i:02d}" for i in range(1, 25))))
 _TESS_EMOTIONS = {"angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy",
@@ -153,14 +154,19 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     """Read a CSV into rows keyed by lower-cased column names; check ``required`` columns."""
     if not path.is_file():
         raise CorpusError(f"CSV file {path} does not exist")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = {name.strip().lower() for name in reader.fieldnames or ()}
-        missing = [name for name in required if name not in header]
-        if missing:
-            raise CorpusError(f"CSV file {path} lacks column(s) {', '.join(missing)}")
-        return [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
-                for row in reader]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = {name.strip().lower() for name in reader.fieldnames or ()}
+            missing = [name for name in required if name not in header]
+            if missing:
+                raise CorpusError(f"CSV file {path} lacks column(s) {', '.join(missing)}")
+            return [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+                    for row in reader]
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"CSV file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except csv.Error as exc:
+        raise CorpusError(f"CSV file {path} cannot be read as CSV: {exc}") from None
 
 
 def _cremad_genders(root: Path, csv_path: Path | None) -> dict[str, str | None]:
@@ -172,7 +178,12 @@ def _cremad_genders(root: Path, csv_path: Path | None) -> dict[str, str | None]:
             return {}
         csv_path = found[0]
     rows = _read_csv(csv_path, ("actorid", "sex"))
-    return {row["actorid"]: _GENDERS.get(row["sex"].lower()) for row in rows}
+    genders = {row["actorid"]: _GENDERS.get(row["sex"].lower()) for row in rows}
+    unknown = sorted(actor for actor, gender in genders.items() if gender is None)
+    if unknown:
+        logger.warning("%s: %d of %d actors have a Sex other than Male/Female (first: %s); their gender is unknown",
+                       csv_path, len(unknown), len(genders), unknown[0] or "a row without ActorID")
+    return genders
 
 
 def _folder_speakers(root: Path, csv_path: Path | None) -> dict[str, tuple[str, str | None]] | None:
@@ -217,9 +228,19 @@ def _guessed_speakers_problem(clips: list[Clip], root: Path) -> str | None:
     if len({clip.label for clip in clips}) < 2 or any(len(found) > 1 for found in labels.values()):
         return None
     return (f"folder: each of the {len(labels)} speakers taken from the file names under {root} (the part before "
-            f"the first _ or -) has one label only, so they are not speakers, and grouping by them would hold "
-            f"out whole emotions; list each file's speaker in {root / FOLDER_SPEAKERS} (columns file, speaker, "
-            f"gender)")
+            f"the first _ or -) has one label only, so they are not speakers, and grouping by them (training's "
+            f"folds, an adapted evaluation's sessions) would hold out whole emotions; list each file's speaker in "
+            f"{root / FOLDER_SPEAKERS} (columns file, speaker, gender), or evaluate with --no-adapt")
+
+
+def _take(kind: str, path: Path) -> str:
+    """What names one recording of a speaker in a named corpus, whatever its folder or extension."""
+    stem = path.stem.lower()
+    if kind == "ravdess":
+        return stem[3:]                  # full audio-video (01) and audio-only (03) files of one take share the rest
+    if kind == "savee":
+        return stem.rsplit("_", 1)[-1]   # DC_a01 and DC/a01
+    return stem
 
 
 _PARSERS: dict[str, Callable[[Path], _Parsed]] = {
@@ -227,7 +248,7 @@ _PARSERS: dict[str, Callable[[Path], _Parsed]] = {
 
 
 def scan_corpus(kind: str, root: str | Path, *,
-                speakers_csv: str | Path | None = None) -> CorpusScan:
+                speakers_csv: str | Path | None = None, need_speakers: bool = True) -> CorpusScan:
     """Scan ``root`` recursively for ``.wav``/``.flac`` files named by ``kind``'s convention.
 
     Parameters
@@ -240,12 +261,16 @@ def scan_corpus(kind: str, root: str | Path, *,
         ``cremad``: demographics CSV (ActorID, Sex) instead of searching ``root``;
         ``folder``: CSV with ``file``, ``speaker`` and optional ``gender`` columns (default: ``speakers.csv``
         at ``root`` if there is one, else each file's speaker is its name up to the first ``_`` or ``-``).
+    need_speakers : bool
+        Whether the caller groups clips by speaker (training's folds, an adapted evaluation's sessions); if so,
+        folder speakers guessed from file names that each hold one label only are an error.
 
     Returns
     -------
     CorpusScan
         Clips sorted by path; every audio file that could not be parsed is in ``rejected``, and so are
-        broken links and, in the named corpora, a second copy of a file name (a corpus unpacked twice).
+        broken links and, in the named corpora, a second copy of a speaker's recording (a corpus unpacked
+        twice, a ``.wav`` beside its ``.flac``, or a RAVDESS take in both the audio-only and audio-video sets).
 
     Raises
     ------
@@ -276,17 +301,18 @@ def scan_corpus(kind: str, root: str | Path, *,
         parse = _PARSERS[kind]
     clips: list[Clip] = []
     rejected: list[tuple[Path, str]] = [(path, "a link to nothing") for path in broken]
-    first: dict[str, Path] = {}    # a named corpus's file name -> its first path
+    first: dict[tuple[str, str], Path] = {}    # a named corpus's (speaker, take) -> its first path
     for path in audio:
         try:
             label, speaker, gender = parse(path)
-            if kind != "folder" and first.setdefault(path.name.lower(), path) != path:
-                raise _Reject(f"a second copy of {first[path.name.lower()]}")
+            key = (speaker, _take(kind, path))
+            if kind != "folder" and first.setdefault(key, path) != path:
+                raise _Reject(f"a second copy of {first[key]}")
         except _Reject as exc:
             rejected.append((path, str(exc)))
         else:
             clips.append(Clip(path, label, f"{kind}:{speaker}", gender, kind))
-    if kind == "folder" and speakers is None:
+    if kind == "folder" and speakers is None and need_speakers:
         problem = _guessed_speakers_problem(clips, root)
         if problem:
             raise CorpusError(problem)

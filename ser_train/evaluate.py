@@ -73,6 +73,9 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     """
     labels = scorer.card.labels
     usable = [c for c in clips if c.label in labels]
+    if not usable:
+        raise ValueError(f"none of the clips' labels ({', '.join(sorted({c.label for c in clips}))}) is one of the "
+                         f"model's ({', '.join(labels)}), so there is nothing to score")
     shared = [label for label in labels if label in {c.label for c in usable}]
     shared_index = [labels.index(label) for label in shared]
     pipeline = Pipeline(scorer, adapt=True)

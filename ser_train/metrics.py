@@ -46,9 +46,10 @@ def emotion_report(truth: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]
         tp = int(confusion[i, i])
         predicted = int(confusion[:, i].sum())
         precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else float("nan")
+        recall = tp / support if support else None     # JSON null: no clip of this class
         f1 = 2 * precision * recall / (precision + recall) if support and precision + recall > 0 else 0.0
-        per_class[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+        per_class[label] = {"precision": round(precision, 4), "recall": None if recall is None else round(recall, 4),
+                            "f1": round(f1, 4),
                             "support": support}
         if support:
             recalls.append(recall)

@@ -49,7 +49,8 @@ def test_ravdess_labels_speakers_genders_and_rejects(tmp_path: Path) -> None:
     good += ["Actor_12/03-02-05-02-02-02-12.FLAC",  # song channel, upper-case suffix
              "Actor_24/01-01-03-01-01-01-24.Wav"]  # full AV modality
     bad = {"03-01-09-01-01-01-01.wav": "emotion", "03-03-01-01-01-01-01.wav": "vocal channel",
-           "04-01-01-01-01-01-01.wav": "modality", "03-01-01-01-01-01-25.wav": "actor",
+           "04-01-01-01-01-01-01.wav": "modality", "02-01-01-01-01-01-03.wav": "modality",  # 02: video only
+           "03-01-01-01-01-01-25.wav": "actor",
            "03-01-01-03-01-01-01.wav": "intensity", "3-1-1-1-1-1-1.wav": "pattern",
            "readme.wav": "pattern"}
     _touch(tmp_path, *good, *bad, "notes.txt", "Actor_01/cover.jpg")
@@ -62,7 +63,7 @@ def test_ravdess_labels_speakers_genders_and_rejects(tmp_path: Path) -> None:
                                                      "neutral", "ravdess:02", "female", "ravdess")
     assert clips["03-01-01-01-01-01-01.wav"].gender == "male"
     assert clips["03-02-05-02-02-02-12.FLAC"].speaker == "ravdess:12"
-    assert summarize(scan) == f"ravdess: {len(good)} clips (1 of them sung, RAVDESS vocal channel 02), 4 speakers, 7 rejected"
+    assert summarize(scan) == f"ravdess: {len(good)} clips (1 of them sung, RAVDESS vocal channel 02), 4 speakers, 8 rejected"
     assert clips["01-01-03-01-01-01-24.Wav"].label == "happy"
     assert Counter(c.label for c in scan.clips if c.speaker == "ravdess:01") == Counter(LABELS[:8])
     rejected = _rejected(scan)
@@ -78,6 +79,16 @@ def test_audio_content_and_rate_are_irrelevant(tmp_path: Path) -> None:
     scan = scan_corpus("ravdess", str(tmp_path))
     assert [c.label for c in scan.clips] == ["sad"] * 3
     assert not scan.rejected
+
+
+def test_ravdess_one_take_twice_is_a_second_copy(tmp_path: Path) -> None:
+    _touch(tmp_path, "Actor_01/03-01-05-01-01-01-01.wav", "flac/03-01-05-01-01-01-01.flac",   # the same take
+           "av/01-01-05-01-01-01-01.wav",                    # its audio taken from the audio-video file
+           "Actor_02/03-01-05-01-01-01-02.wav")              # another actor's take of the same line
+    scan = scan_corpus("ravdess", tmp_path)
+    assert [c.path.name for c in scan.clips] == ["03-01-05-01-01-01-01.wav", "03-01-05-01-01-01-02.wav"]
+    assert _rejected(scan) == {name: f"a second copy of {tmp_path / 'Actor_01/03-01-05-01-01-01-01.wav'}"
+                               for name in ("01-01-05-01-01-01-01.wav", "03-01-05-01-01-01-01.flac")}
 
 
 # ---------------------------------------------------------------- TESS
@@ -181,6 +192,15 @@ def test_savee(tmp_path: Path) -> None:
     assert "folder" in rejected["a01.wav"]
 
 
+def test_savee_speaker_folders_share_file_names(tmp_path: Path) -> None:
+    """SAVEE ships as AudioData/<speaker>/a01.wav: the same names in every speaker's folder."""
+    _touch(tmp_path, *(f"AudioData/{s}/{n}.wav" for s in ("DC", "JE", "JK", "KL") for n in ("a01", "sa01")),
+           "flat/DC_a01.wav")
+    scan = scan_corpus("savee", tmp_path)
+    assert Counter(c.speaker for c in scan.clips) == {f"savee:{s}": 2 for s in ("DC", "JE", "JK", "KL")}
+    assert _rejected(scan) == {"DC_a01.wav": f"a second copy of {tmp_path / 'AudioData/DC/a01.wav'}"}
+
+
 # ---------------------------------------------------------------- folder
 FOLDER_FILES = ("angry/spk1_a.wav", "anger/spk2-b.wav", "Happiness/spk1_c.flac", "sadness/x.wav",
                 "fear/spk3_d.wav", "surprise/spk3_e.wav", "disgusted/spk2_f.wav",
@@ -237,8 +257,27 @@ def test_folder_finds_its_speakers_csv_at_the_root(tmp_path: Path) -> None:
 
 def test_folder_refuses_speakers_guessed_from_names_that_hold_one_label_each(tmp_path: Path) -> None:
     _touch(tmp_path, "angry/angry_01.wav", "angry/angry_02.wav", "sad/sad_01.wav", "sad/sad_02.wav")
-    with pytest.raises(CorpusError, match="one label only.*speakers.csv"):
+    with pytest.raises(CorpusError, match="one label only.*speakers.csv.*--no-adapt"):
         scan_corpus("folder", tmp_path)
+    assert len(scan_corpus("folder", tmp_path, need_speakers=False).clips) == 4   # a cold evaluation groups nothing
+
+
+@pytest.mark.parametrize("data, match", [("ActorID,Sex\n1001,Mal\xe9\n".encode("latin-1"), "is not UTF-8 text"),
+                                         (b"ActorID,Sex\n1001," + b"x" * 200_000, "cannot be read as CSV")])
+def test_an_unreadable_csv_is_named(tmp_path: Path, data: bytes, match: str) -> None:
+    _touch(tmp_path / "corpus", *CREMAD_GOOD)
+    (tmp_path / "demo.csv").write_bytes(data)
+    with pytest.raises(CorpusError, match=f"demo.csv {match}"):
+        scan_corpus("cremad", tmp_path / "corpus", speakers_csv=tmp_path / "demo.csv")
+
+
+def test_cremad_actors_of_unknown_sex_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _touch(tmp_path / "corpus", *CREMAD_GOOD)
+    (tmp_path / "demo.csv").write_text("ActorID,Sex\n1001,Male\n1002,Other\n1003\n")
+    clips = _by_name(scan_corpus("cremad", tmp_path / "corpus", speakers_csv=tmp_path / "demo.csv"))
+    assert [clips[n].gender for n in ("1001_DFA_ANG_XX.wav", "1002_IEO_HAP_HI.wav", "1003_TIE_NEU_X.wav")] == [
+        "male", None, None]
+    assert "2 of 3 actors have a Sex other than Male/Female (first: 1002)" in caplog.text
 
 
 # ---------------------------------------------------------------- links and copies

@@ -57,6 +57,16 @@ def test_figures_by_session_position_pool_over_folds_span_by_span():
                                          for s in spans]
 
 
+def test_a_span_without_a_class_has_no_recall_for_it_and_stays_strict_json():
+    import json
+    truth = np.array([0, 0, 1, 2, 2, 2, 0])
+    probs = np.eye(3)[[0, 1, 1, 2, 2, 0, 0]]
+    places = np.array([1, 2, 3, 6, 7, 8, 9])                 # no "happy" clip after place 5
+    later = by_session_position(truth, probs, places, LABELS)[1]
+    assert later["per_class"]["happy"]["recall"] is None and later["uar"] == 0.8333   # (1 + 2/3) / 2
+    json.dumps(later, allow_nan=False)
+
+
 def test_confusion_rows_are_truth_and_uar_skips_absent_classes():
     from ser_train.metrics import emotion_report
     truth = np.array([0, 0, 1])

@@ -49,13 +49,36 @@ def test_session_order_is_seeded_and_grouped_by_speaker(tmp_path):
     assert all(len({c.speaker for c in session}) == 1 for session in first)
 
 
-def test_evaluate_cli_writes_json(tmp_path, tiny_model, capsys):
-    out = tmp_path / "figures.json"
-    code = cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder",
-                     "--data", str(folder_corpus(tmp_path / "corpus")), "--no-adapt", "--json", str(out)])
+@pytest.mark.parametrize("mode", ["--adapt", "--no-adapt"])
+def test_evaluate_cli_writes_strict_json_into_a_new_folder(tmp_path, tiny_model, mode):
+    corpus = folder_corpus(tmp_path / "corpus")
+    (corpus / "loose.wav").write_bytes(b"")                    # rejected by the scan: not in a label folder
+    out = tmp_path / "new" / "figures.json"
+    code = cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(corpus), mode,
+                     "--json", str(out)])
     assert code == 0
-    figures = json.loads(out.read_text())
+    figures = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert {"n", "skipped", "accuracy", "uar", "gender_accuracy", "per_class", "confusion"} <= set(figures)
+    assert figures["rejected"] == 1 and figures["skipped"] == 2
+
+
+def test_evaluate_a_corpus_without_speaker_names_needs_no_adapt(tmp_path, tiny_model, capsys):
+    for label in ("angry", "sad"):
+        (tmp_path / label).mkdir()
+        for n in range(2):
+            sf.write(tmp_path / label / f"{label}{n}.wav", bursts(total_s=2.0, spans=((0.4, 1.6, "noise"),)), RATE)
+    argv = ["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path)]
+    assert cli.main(argv) == 2 and "--no-adapt" in error_line(capsys.readouterr().err)
+    assert cli.main([*argv, "--no-adapt"]) == 0
+
+
+def test_evaluate_a_corpus_of_labels_the_model_lacks_is_one_line(tmp_path, tiny_model, capsys):
+    (tmp_path / "boredom").mkdir()
+    for speaker in ("s1", "s2"):
+        sf.write(tmp_path / "boredom" / f"{speaker}_a.wav", bursts(total_s=1.0), RATE)
+    assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path)]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "none of the clips' labels (boredom) is one of the model's (neutral, calm," in line
 
 
 def test_evaluate_held_out_replays_only_the_speakers_a_kept_fold_model_names(tmp_path, tiny_model):
