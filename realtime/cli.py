@@ -29,6 +29,13 @@ def demo_path() -> Path:
     return Path(str(resources.files("realtime") / "assets" / "demo.flac"))
 
 
+def audio_path(text: str) -> Path:
+    """The replayed file; an empty argument is a usage error, not the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("give the path of an audio file")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser", description="Real-time speech emotion recognition.")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
@@ -46,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_flags(live)
 
     replay = commands.add_parser("replay", help="replay an audio file (wav, flac, ogg, aiff; any rate or channels)")
-    replay.add_argument("path", type=Path)
+    replay.add_argument("path", type=audio_path)
     replay.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 4 = 4x, 0 = as fast as possible")
     replay.add_argument("--chunk", type=int, default=DEFAULT_BLOCK, help=f"block size in samples (default {DEFAULT_BLOCK})")
     replay.add_argument("--model", type=model_path, default=DEFAULT_MODEL, help=MODEL_HELP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 from dataclasses import dataclass
@@ -19,11 +20,27 @@ INPUT_NAME = "features"
 FRAMES_INPUT = "frames"
 EMOTION_OUTPUT = "emotion_probabilities"
 GENDER_OUTPUT = "gender_probabilities"
-SHIPPED_MODELS = Path(str(resources.files("realtime.models")))
+
+
+def _shipped_models() -> Path:
+    """The installed package ``realtime.models``, or ``models/`` beside a source tree's ``realtime/`` (run from a clone
+    that was installed without ``-e``, the clone's ``realtime`` shadows the installed one, which alone maps it)."""
+    try:
+        return Path(str(resources.files("realtime.models")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "models"
+
+
+SHIPPED_MODELS = _shipped_models()
 DEFAULT_MODEL = SHIPPED_MODELS / "ser-ravdess.onnx"
 TELEPHONE_RATE_HZ = 8000   # the rate the telephone models learned from
 NARROWBAND_HINT = "for telephone audio use --model ser-ravdess-phone, or ser-ravdess-phone-noisy in noise (see the README)"
 RETRAIN_HINT = "retrain it with `ser-train fit` or pass a matching --model"
+
+
+def onnx_digest(graph: bytes) -> str:
+    """The SHA-256 of a serialised ONNX graph, which its card records so that the two stay paired."""
+    return hashlib.sha256(graph).hexdigest()
 
 
 def model_path(text: str) -> Path:
@@ -151,18 +168,29 @@ class Scorer:
         model_path = Path(model_path)
         if not model_path.name:
             raise ModelError("--model names no file; pass a model .onnx or a shipped model's name")
+        if model_path.exists() and (model_path.is_dir() or model_path.suffix not in (".onnx", ".json")):
+            raise ModelError(f"--model {model_path} is not a model; pass a model .onnx (its .json card beside it) "
+                             f"or a shipped model's name")
         if model_path.suffix != ".onnx":
             model_path = model_path.with_suffix(".onnx")
         if not model_path.is_file():
             raise ModelError(f"model file {model_path} not found; {RETRAIN_HINT}")
         self.path, self.card_path = model_path, model_path.with_suffix(".json")
         self.card = ModelCard.load(self.card_path, runtime_spec)
+        try:
+            graph = model_path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"model file {model_path} is unreadable ({exc.strerror or exc})") from None
+        recorded = self.card.raw.get("onnx_sha256")    # cards written before it carry none
+        if recorded is not None and recorded != onnx_digest(graph):
+            raise ModelError(f"model {model_path} is not the graph its card {self.card_path.name} was written with "
+                             f"(their checksums differ); keep each .onnx beside its own .json, or {RETRAIN_HINT}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(f"model file {model_path} could not be loaded ({type(exc).__name__}); "
                              f"{RETRAIN_HINT}") from None

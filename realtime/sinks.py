@@ -44,6 +44,7 @@ class JsonlSink:
 
     def __init__(self, target: str, inputs: tuple[Path, ...] = ()) -> None:
         self._file: IO[str] | None = None
+        self._target = target
         if not target:
             raise ValueError("--jsonl needs a file path, or - for standard output")
         if target == "-":
@@ -62,9 +63,21 @@ class JsonlSink:
     def write(self, record: dict) -> None:
         # stdout is looked up per write: a dashboard on the same terminal routes it above itself
         stream = self._file or sys.stdout
-        stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-        stream.flush()
+        try:
+            stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+            stream.flush()
+        except OSError as exc:
+            if self._file is None:
+                raise                    # stdout: a closed pipe ends the run quietly
+            raise self._named(exc) from None
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:       # what a failed write left in the buffer fails again
+                raise self._named(exc) from None
+
+    def _named(self, exc: OSError) -> OSError:
+        """``exc`` with the JSONL path, which a failed write or flush does not carry."""
+        return OSError(exc.errno, f"cannot write JSONL ({exc.strerror})", self._target)

@@ -13,7 +13,7 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.base import ClassifierMixin
 
-from realtime.scorer import EMOTION_OUTPUT, FRAMES_INPUT, GENDER_OUTPUT, INPUT_NAME, Scorer
+from realtime.scorer import EMOTION_OUTPUT, FRAMES_INPUT, GENDER_OUTPUT, INPUT_NAME, Scorer, onnx_digest
 from ser_train.frame_model import LOGITS_NAME, FrameMember
 
 TARGET_OPSET = 17
@@ -132,10 +132,12 @@ def flush_subnormals(model: onnx.ModelProto) -> int:
 
 
 def write_model(out: Path, model: onnx.ModelProto, card: dict) -> tuple[Path, Path]:
-    """Write ``out.onnx`` and ``out.json``; return both paths."""
+    """Write ``out.onnx`` and ``out.json``, the card (updated in place) with the graph's checksum; return both paths."""
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx_path, card_path = out.with_suffix(".onnx"), out.with_suffix(".json")
-    onnx_path.write_bytes(model.SerializeToString())
+    graph = model.SerializeToString()
+    card["onnx_sha256"] = onnx_digest(graph)
+    onnx_path.write_bytes(graph)
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     return onnx_path, card_path
 

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -220,6 +221,19 @@ def test_an_empty_path_is_one_line(burst_file, capsys, flag):
     assert cli.main(["replay", str(burst_file), "--speed", "0", "--headless", flag, ""]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"ser: error: {flag}") and err.count("\n") == 1
+
+
+def test_an_empty_audio_path_is_a_usage_error_not_the_current_folder(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["replay", ""])
+    assert stop.value.code == 2 and "argument path: give the path of an audio file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, whose writes fail as a full disk's do")
+def test_a_jsonl_write_that_fails_names_the_file(burst_file, tiny_model, capsys):
+    code = cli.main(["replay", str(burst_file), "--speed", "0", "--headless", "--model", str(tiny_model),
+                     "--jsonl", "/dev/full"])
+    assert (code, capsys.readouterr().err) == (2, "ser: error: /dev/full: cannot write JSONL (No space left on device)\n")
 
 
 def test_closed_stdin_or_stdout(burst_file, tiny_model, monkeypatch, capsys):

@@ -1,4 +1,5 @@
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from realtime.features import DEFAULT_SPEC
-from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path
+from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path, onnx_digest
 from realtime.vad import VadConfig
 from tests.conftest import copy_model, edit_card
 
@@ -82,6 +83,39 @@ def test_broken_models_give_model_errors(tiny_model, tmp_path, damage):
         edit_card(model, adaptation=None)
     with pytest.raises(ModelError):
         Scorer(model, DEFAULT_SPEC)
+
+
+def test_a_graph_beside_another_models_card_is_refused(tmp_path):
+    """Same labels, same input width: only the checksum the card records tells the two apart."""
+    shutil.copy(model_path("ser-ravdess-8k"), tmp_path / "mix.onnx")
+    shutil.copy(DEFAULT_MODEL.with_suffix(".json"), tmp_path / "mix.json")
+    with pytest.raises(ModelError, match="not the graph its card mix.json was written with"):
+        Scorer(tmp_path / "mix.onnx", DEFAULT_SPEC)
+    edit_card(tmp_path / "mix.onnx", onnx_sha256=None)      # a card written before the checksum: not checked
+    assert Scorer(tmp_path / "mix.onnx", DEFAULT_SPEC).card.name == "ser-ravdess"
+
+
+def test_shipped_cards_record_their_graphs_checksum():
+    for card in DEFAULT_MODEL.parent.glob("*.json"):
+        assert json.loads(card.read_text())["onnx_sha256"] == onnx_digest(card.with_suffix(".onnx").read_bytes())
+
+
+def test_a_file_that_is_not_a_model_is_named(tmp_path):
+    (tmp_path / "call.wav").write_bytes(b"RIFF")
+    for given in (tmp_path / "call.wav", tmp_path):
+        with pytest.raises(ModelError, match=f"--model {given} is not a model"):
+            Scorer(given, DEFAULT_SPEC)
+
+
+def test_the_models_beside_a_source_tree_serve_when_the_package_is_not_installed(monkeypatch):
+    from realtime import scorer
+
+    def not_installed(name):
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(scorer.resources, "files", not_installed)
+    assert scorer._shipped_models() == Path(scorer.__file__).resolve().parents[1] / "models"
+    assert (scorer._shipped_models() / "ser-ravdess.onnx").is_file()
 
 
 def test_card_and_graph_must_agree_about_frames(tiny_model, tmp_path):
