@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="play every clip this many dB louder (negative: quieter), clipped at full scale (default 0)")
     ev.add_argument("--snr-db", type=float,
                     help="mix background noise this many dB below each speaker's median speech level (default: none)")
-    ev.add_argument("--noise", choices=("white", "pink", "brown"), default="pink",
+    ev.add_argument("--noise", choices=("white", "pink", "brown"),
                     help="colour of the --snr-db noise (default pink)")
     ev.add_argument("--band", type=band_arg, metavar="LOW-HIGH",
                     help="play every clip through this pass band in Hz first, e.g. 300-3400 for a telephone line")
@@ -192,7 +192,7 @@ def convergence_warnings_counted() -> Iterator[list[str]]:
 def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: bool = True):
     """The clips of every ``(kind, root)``, with each corpus's summary and first rejects printed, and the
     number of files rejected in all."""
-    from ser_train.corpora import CorpusError, scan_corpus, summarize
+    from ser_train.corpora import scan_corpus, summarize
 
     clips, rejected = [], 0
     for kind, root in specs:
@@ -201,10 +201,6 @@ def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: boo
         console.print(summarize(scan))
         for path, reason in scan.rejected[:5]:
             console.print(f"  rejected {path}: {reason}", soft_wrap=True)
-        if not scan.clips:
-            path, reason = scan.rejected[0]
-            raise CorpusError(f"none of the {len(scan.rejected)} audio files under {root} is a {kind} clip "
-                              f"(the first, {path.name}: {reason}); is --corpus the right kind?")
         clips.extend(scan.clips)
     return clips, rejected
 
@@ -286,7 +282,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     from ser_train.dataset import rate_range
     from ser_train.evaluate import evaluate
     from ser_train.noise import COLOURS
-    from ser_train.report import figures_table
+    from ser_train.report import figures_headline, figures_table
 
     from realtime.scorer import Scorer, model_path
 
@@ -300,7 +296,9 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--drr-db must be a number of dB from -{MAX_DRR_DB:g} to {MAX_DRR_DB:g}, got {args.drr_db}")
     if args.drr_db and args.reverb_s is None:
         raise ValueError("--drr-db sets the room of --reverb-s; give --reverb-s too")
-    noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise])
+    if args.noise and args.snr_db is None:
+        raise ValueError("--noise sets the colour of --snr-db's noise; give --snr-db too")
+    noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise or "pink"])
     if args.json:
         check_writable(args.json, "--json")
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
@@ -318,6 +316,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[yellow]warning:[/] {narrower}")
     report = evaluate(scorer, clips, adapt=args.adapt, seed=seed, gain_db=args.gain_db, noise=noise,
                       band_hz=args.band, reverb_s=args.reverb_s, drr_db=args.drr_db)
+    console.print(figures_headline(report), soft_wrap=True)
     console.print(figures_table(report))
     for reason in report["unreadable_files"][:5]:
         console.print(f"  unreadable: {reason}", soft_wrap=True)
@@ -361,6 +360,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_resample(args: argparse.Namespace, console: Console) -> int:
     from ser_train.resample import resample_corpus
 
+    if args.target.is_dir() and any(args.target.iterdir()):
+        raise ValueError(f"{args.target} already holds files; give a new or empty folder")
+    check_writable(args.target, "target", folder=True)
     written, failures = resample_corpus(args.source, args.target, args.rate)
     for _, reason in failures[:5]:
         console.print(f"  failed: {reason}")
@@ -376,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        print("ser-train: error: training needs the extras: pip install 'ser-realtime[train]'", file=sys.stderr)
+        print("ser-train: error: training needs the extras: pip install '.[train]' in the repository", file=sys.stderr)
         return 2
     from realtime.scorer import ModelError
     from realtime.sources import SourceError

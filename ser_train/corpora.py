@@ -275,8 +275,8 @@ def scan_corpus(kind: str, root: str | Path, *,
     Raises
     ------
     CorpusError
-        Unknown kind, missing root, no audio files, misused or malformed CSV, or folder speakers taken from
-        file names that each hold one label only.
+        Unknown kind, missing root, no audio files or none that parses, misused or malformed CSV, or folder
+        speakers taken from file names that each hold one label only.
     """
     if kind not in KINDS:
         raise CorpusError(f"unknown corpus kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -312,6 +312,10 @@ def scan_corpus(kind: str, root: str | Path, *,
             rejected.append((path, str(exc)))
         else:
             clips.append(Clip(path, label, f"{kind}:{speaker}", gender, kind))
+    if not clips:
+        path, reason = rejected[0]
+        raise CorpusError(f"none of the {len(rejected)} audio files under {root} is a {kind} clip "
+                          f"(the first, {path.name}: {reason}); is {kind} the right kind of corpus?")
     if kind == "folder" and speakers is None and need_speakers:
         problem = _guessed_speakers_problem(clips, root)
         if problem:

@@ -511,8 +511,13 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             fold_gender = (None if gender_table is None else
                            gender_table.subset(np.flatnonzero(np.isin(gender_table.speaker, fold.speaker))))
             held = set(table.speaker[test].tolist())
-            path = _export(folder / f"fold{k + 1}", fold, choice, fit, labels, corpora,
-                           {HELD_OUT_KEY: sorted(held)}, trained_on_rate_hz, fold_gender).onnx_path
+            exported = _export(folder / f"fold{k + 1}", fold, choice, fit, labels, corpora,
+                               {HELD_OUT_KEY: sorted(held)}, trained_on_rate_hz, fold_gender)
+            if exported.gender is None and len(np.unique(table.gender[table.gender >= 0])) == 2:
+                console.print(f"  [yellow]warning:[/] fold {k + 1}'s training speakers are all of one known gender, "
+                              f"so its model has no gender head and its held-out speakers add nothing to the "
+                              f"streaming CV's gender accuracy (more speakers or fewer --folds mix them)")
+            path = exported.onnx_path
             folds.append(replay_fold(Scorer(path, DEFAULT_SPEC), [c for c in clips if c.speaker in held], fit.seed))
             console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): UAR adapted "
                           f"{folds[-1][('as recorded', 'adapt')]['uar']:.3f}  "

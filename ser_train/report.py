@@ -13,14 +13,18 @@ from ser_train.fit import FitConfig
 from ser_train.frame_model import FrameModelConfig
 
 
+def figures_headline(report: dict) -> str:
+    """The line of headline figures `ser-train evaluate` prints above its table (unwrapped, so a pipe keeps it whole)."""
+    return (f"n={report['n']}  accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}  "
+            f"gender {figure(report['gender_accuracy'], '.3f')}  ECE {figure(report['ece'], '.3f')}  "
+            f"no speech {report['no_speech']}  skipped {report['skipped']}  "
+            + (f"unreadable {report['unreadable']}  " if report.get("unreadable") else "") +
+            f"({', '.join(_conditions(report))})")
+
+
 def figures_table(report: dict) -> Table:
-    """The per-class table `ser-train evaluate` prints, with the headline figures in the title."""
-    title = (f"n={report['n']}  accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}  "
-             f"gender {figure(report['gender_accuracy'], '.3f')}  ECE {figure(report['ece'], '.3f')}  "
-             f"no speech {report['no_speech']}  skipped {report['skipped']}  "
-             + (f"unreadable {report['unreadable']}  " if report.get("unreadable") else "") +
-             f"({', '.join(_conditions(report))})")
-    table = Table(title=title)
+    """The per-class table `ser-train evaluate` prints below :func:`figures_headline`."""
+    table = Table()
     for column in ("emotion", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "emotion" else "right")
     for label, row in report["per_class"].items():
@@ -39,6 +43,8 @@ def _conditions(report: dict) -> list[str]:
         shown.append(f"room RT60 {report['reverb_s']:g} s" + (f", DRR {drr:+g} dB" if drr else ""))
     if report.get("noise"):
         shown.append(f"noise {report['noise']['snr_db']:g} dB SNR, 1/f^{report['noise']['exponent']:g}")
+    if report.get("band_hz"):
+        shown.append(f"through {band_text(report['band_hz'])} Hz")
     return shown
 
 

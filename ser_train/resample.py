@@ -28,6 +28,8 @@ def resample_corpus(source: Path, target: Path, rate: int) -> tuple[int, list[tu
     if target.resolve() == source.resolve() or target.resolve().is_relative_to(source.resolve()):
         raise ValueError(f"{target}: must lie outside {source}")
     files = sorted(p for p in source.rglob("*") if p.is_file())
+    if not any(path.suffix.lower() in AUDIO_SUFFIXES for path in files):
+        raise ValueError(f"no .wav or .flac files under {source}")
     written, failures = 0, []
     with progress_bar("resampling") as progress:
         task = progress.add_task("files", total=len(files))

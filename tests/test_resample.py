@@ -59,6 +59,27 @@ def test_resample_refuses_bad_requests_in_one_line(tmp_path, capsys, rate, insid
     assert not target.exists()
 
 
+@pytest.mark.parametrize("case, needle", [("full target", "already holds files; give a new or empty folder"),
+                                          ("no audio", "no .wav or .flac files under"),
+                                          ("target under a file", "is a file, so no folder can be made there")])
+def test_resample_refuses_to_overwrite_or_copy_nothing_in_one_line(tmp_path, capsys, case, needle):
+    source, target = small_corpus(tmp_path / "src"), tmp_path / "dst"
+    if case == "full target":
+        target.mkdir()
+        (target / "keep.txt").write_text("mine")
+    elif case == "no audio":
+        source = tmp_path / "notes"
+        source.mkdir()
+        (source / "readme.txt").write_text("no audio here")
+    else:
+        (tmp_path / "file").write_text("")
+        target = tmp_path / "file" / "dst"
+    assert cli.main(["resample", str(source), str(target), "--rate", "8000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not target.exists() or [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
 def test_a_card_flags_input_narrower_than_its_training_audio(tiny_model):
     card = Scorer(tiny_model, DEFAULT_SPEC).card
     assert card.trained_on_rate_hz == 16000

@@ -14,7 +14,7 @@ from ser_train.dataset import at_level, extract, played
 from ser_train.evaluate import clip_probs, evaluate
 from ser_train.fit import REVERB_COPY_RT60_S, FitConfig, session_room
 from ser_train.noise import Noise, Room
-from ser_train.report import figures_table
+from ser_train.report import figures_headline
 from tests.conftest import bursts
 
 RATE = 16000
@@ -55,12 +55,12 @@ def test_evaluate_plays_each_clip_in_its_room_and_records_it(tmp_path: Path, tin
     scorer = Scorer(tiny_model, DEFAULT_SPEC)
     report = evaluate(scorer, clips, adapt=False, progress=False, reverb_s=0.6)
     assert report["reverb_s"] == 0.6 and report["n"] == 1 and report["no_speech"] == 0
-    assert "room RT60 0.6 s" in figures_table(report).title
+    assert "room RT60 0.6 s" in figures_headline(report)
     dry, wet = (clip_probs(Pipeline(scorer), clips[0].path, room=room) for room in (None, Room(0.6, seed=0)))
     assert np.abs(dry[0] - wet[0]).max() > 1e-3      # the echo reaches the scores
     near = evaluate(scorer, clips, adapt=False, progress=False, reverb_s=0.6, drr_db=12.0)
     assert near["drr_db"] == 12.0 and report["drr_db"] == 0.0
-    assert "room RT60 0.6 s, DRR +12 dB" in figures_table(near).title
+    assert "room RT60 0.6 s, DRR +12 dB" in figures_headline(near)
     closer = clip_probs(Pipeline(scorer), clips[0].path, room=Room(0.6, seed=0, drr_db=12.0))
     assert np.abs(dry[0] - closer[0]).max() < np.abs(dry[0] - wet[0]).max()   # a closer microphone hears less echo
 

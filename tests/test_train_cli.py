@@ -50,7 +50,7 @@ def test_session_order_is_seeded_and_grouped_by_speaker(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["--adapt", "--no-adapt"])
-def test_evaluate_cli_writes_strict_json_into_a_new_folder(tmp_path, tiny_model, mode):
+def test_evaluate_cli_writes_strict_json_into_a_new_folder(tmp_path, tiny_model, mode, capsys):
     corpus = folder_corpus(tmp_path / "corpus")
     (corpus / "loose.wav").write_bytes(b"")                    # rejected by the scan: not in a label folder
     out = tmp_path / "new" / "figures.json"
@@ -60,6 +60,22 @@ def test_evaluate_cli_writes_strict_json_into_a_new_folder(tmp_path, tiny_model,
     figures = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert {"n", "skipped", "accuracy", "uar", "gender_accuracy", "per_class", "confusion"} <= set(figures)
     assert figures["rejected"] == 1 and figures["skipped"] == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""                                    # progress and figures go to stderr
+    assert f"n=5  accuracy {figures['accuracy']:.3f}  UAR {figures['uar']:.3f}" in printed.err   # on one line
+
+
+def test_evaluate_noise_colour_without_its_level_is_one_line(tmp_path, tiny_model, capsys):
+    assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path),
+                     "--noise", "white"]) == 2
+    assert "--noise sets the colour of --snr-db's noise; give --snr-db too" in error_line(capsys.readouterr().err)
+
+
+def test_the_headline_names_the_band_clips_were_played_through():
+    from ser_train.report import figures_headline
+    report = {"n": 3, "accuracy": 1.0, "uar": 1.0, "gender_accuracy": None, "ece": None, "no_speech": 0, "skipped": 0,
+              "adapt": False, "band_hz": [300.0, 3400.0]}
+    assert figures_headline(report).endswith("(cold, through 300-3400 Hz)")
 
 
 def test_evaluate_a_corpus_without_speaker_names_needs_no_adapt(tmp_path, tiny_model, capsys):
@@ -182,6 +198,24 @@ def test_streaming_cv_with_two_speakers_is_refused_in_one_line_before_extraction
                      "--out", str(tmp_path / "m")]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ser-train: error")]
     assert len(errors) == 1 and "at least 3 speakers (found 2)" in errors[0] and "--no-streaming-cv" in errors[0]
+
+
+def test_a_fold_trained_on_one_gender_says_it_has_no_gender_head(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    rows = ["file,speaker,gender"]
+    for label, kind in (("angry", "noise"), ("sad", "tone")):
+        (corpus / label).mkdir(parents=True)
+        for speaker in ("f1", "f2", "m1"):
+            for take in range(2):
+                name = f"{label}/{speaker}_{take}.wav"
+                sf.write(corpus / name, bursts(total_s=1.5, spans=((0.3, 1.2, kind),)), RATE)
+                rows.append(f"{name},{speaker},{speaker[0]}")
+    (corpus / "speakers.csv").write_text("\n".join(rows) + "\n")
+    assert cli.main(["fit", "--corpus", f"folder={corpus}", "--no-frame-model", "--families", "logreg",
+                     "--folds", "3", "--out", str(tmp_path / "m")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("training speakers are all of one known gender") == 1      # only the fold that holds out m1
+    assert json.loads((tmp_path / "m.json").read_text())["gender_trained"]
 
 
 @pytest.mark.parametrize("low_rate, warned", [(8000, True), (16000, False)])
@@ -342,13 +376,13 @@ def test_report_names_the_resampling_of_a_narrowband_model():
 
 
 def test_evaluate_title_says_when_a_corpus_has_no_gender_labels():
-    from ser_train.report import figures_table
+    from ser_train.report import figures_headline
 
     report = {"n": 8, "accuracy": 0.5, "uar": 0.4567, "gender_accuracy": None, "ece": None, "no_speech": 0,
               "skipped": 1, "adapt": True, "per_class": {}}
-    assert "gender n/a  ECE n/a" in figures_table(report).title
+    assert "gender n/a  ECE n/a" in figures_headline(report)
     report.update(gender_accuracy=0.98765, ece=0.1)
-    assert "UAR 0.457  gender 0.988  ECE 0.100" in figures_table(report).title
+    assert "UAR 0.457  gender 0.988  ECE 0.100" in figures_headline(report)
 
 
 def test_report_counts_the_clips_a_replay_found_no_speech_in():
@@ -444,7 +478,9 @@ def test_a_corpus_of_the_wrong_kind_is_one_line(tmp_path, capsys):
     (tmp_path / "Actor_01").mkdir()
     sf.write(tmp_path / "Actor_01" / "03-01-05-01-01-01-01.wav", bursts(total_s=1.0), 16000)
     assert cli.main(["fit", "--corpus", f"emodb={tmp_path}", "--out", str(tmp_path / "m")]) == 2
-    line = error_line(capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err                  # not the corpus summary and its rejects first
+    line = error_line(err)
     assert "none of the 1 audio files" in line and "is a emodb clip" in line and "right kind" in line
 
 
