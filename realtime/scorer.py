@@ -168,10 +168,10 @@ class Scorer:
         model_path = Path(model_path)
         if not model_path.name:
             raise ModelError("--model names no file; pass a model .onnx or a shipped model's name")
-        if model_path.exists() and (model_path.is_dir() or model_path.suffix not in (".onnx", ".json")):
+        if model_path.exists() and (model_path.is_dir() or model_path.suffix.lower() not in (".onnx", ".json")):
             raise ModelError(f"--model {model_path} is not a model; pass a model .onnx (its .json card beside it) "
                              f"or a shipped model's name")
-        if model_path.suffix != ".onnx":
+        if model_path.suffix.lower() != ".onnx":
             model_path = model_path.with_suffix(".onnx")
         if not model_path.is_file():
             raise ModelError(f"model file {model_path} not found; {RETRAIN_HINT}")
@@ -181,10 +181,6 @@ class Scorer:
             graph = model_path.read_bytes()
         except OSError as exc:
             raise ModelError(f"model file {model_path} is unreadable ({exc.strerror or exc})") from None
-        recorded = self.card.raw.get("onnx_sha256")    # cards written before it carry none
-        if recorded is not None and recorded != onnx_digest(graph):
-            raise ModelError(f"model {model_path} is not the graph its card {self.card_path.name} was written with "
-                             f"(their checksums differ); keep each .onnx beside its own .json, or {RETRAIN_HINT}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -194,6 +190,11 @@ class Scorer:
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(f"model file {model_path} could not be loaded ({type(exc).__name__}); "
                              f"{RETRAIN_HINT}") from None
+        recorded = self.card.raw.get("onnx_sha256")    # cards written before it carry none
+        if recorded is not None and recorded != onnx_digest(graph):
+            raise ModelError(f"model {model_path} is not the graph its card {self.card_path.name} was written with "
+                             f"(their checksums differ: another model's graph, or a damaged copy); keep each .onnx "
+                             f"beside its own .json, or {RETRAIN_HINT}")
         self._check_graph(model_path)
 
     def _check_graph(self, model_path: Path) -> None:

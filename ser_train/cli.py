@@ -285,6 +285,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     from ser_train.report import figures_headline, figures_table
 
     from realtime.scorer import Scorer, model_path
+    from ser_train.corpora import CorpusError, GuessedSpeakersError
 
     for flag, value in (("--gain-db", args.gain_db), ("--snr-db", args.snr_db)):
         if value is not None and not math.isfinite(value):
@@ -304,7 +305,12 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     held = held_out_speakers(scorer, args.model) if args.held_out else None
     seed = args.seed if args.seed is not None else fit_seed(scorer) if held is not None else 0
-    clips, rejected = scan_all([(args.corpus, args.data)], console, need_speakers=args.adapt)
+    try:
+        clips, rejected = scan_all([(args.corpus, args.data)], console,
+                                   need_speakers=args.adapt or args.snr_db is not None)
+    except GuessedSpeakersError as exc:
+        raise CorpusError(f"{exc}; or evaluate with --no-adapt and without --snr-db, which group nothing by "
+                          f"speaker") from None
     if held is not None:
         clips = [c for c in clips if c.speaker in held]
         if not clips:

@@ -46,6 +46,10 @@ class CorpusScan:
     rejected: tuple[tuple[Path, str], ...]
 
 
+class GuessedSpeakersError(CorpusError):
+    """A folder corpus's speakers, taken from file names, each hold one label only: they are not speakers."""
+
+
 class _Reject(Exception):
     """Internal: this file name cannot be parsed; the message is the reason."""
 
@@ -164,7 +168,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
             return [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
                     for row in reader]
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"CSV file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        raise CorpusError(f"CSV file {path} is not UTF-8 text ({exc.reason})") from None
     except csv.Error as exc:
         raise CorpusError(f"CSV file {path} cannot be read as CSV: {exc}") from None
 
@@ -230,7 +234,7 @@ def _guessed_speakers_problem(clips: list[Clip], root: Path) -> str | None:
     return (f"folder: each of the {len(labels)} speakers taken from the file names under {root} (the part before "
             f"the first _ or -) has one label only, so they are not speakers, and grouping by them (training's "
             f"folds, an adapted evaluation's sessions) would hold out whole emotions; list each file's speaker in "
-            f"{root / FOLDER_SPEAKERS} (columns file, speaker, gender), or evaluate with --no-adapt")
+            f"{root / FOLDER_SPEAKERS} (columns file, speaker, gender)")
 
 
 def _take(kind: str, path: Path) -> str:
@@ -262,8 +266,9 @@ def scan_corpus(kind: str, root: str | Path, *,
         ``folder``: CSV with ``file``, ``speaker`` and optional ``gender`` columns (default: ``speakers.csv``
         at ``root`` if there is one, else each file's speaker is its name up to the first ``_`` or ``-``).
     need_speakers : bool
-        Whether the caller groups clips by speaker (training's folds, an adapted evaluation's sessions); if so,
-        folder speakers guessed from file names that each hold one label only are an error.
+        Whether the caller groups clips by speaker (training's folds, an adapted evaluation's sessions, noise set
+        against each speaker's level); if so, folder speakers guessed from file names that each hold one label
+        only are an error (:class:`GuessedSpeakersError`).
 
     Returns
     -------
@@ -313,13 +318,13 @@ def scan_corpus(kind: str, root: str | Path, *,
         else:
             clips.append(Clip(path, label, f"{kind}:{speaker}", gender, kind))
     if not clips:
-        path, reason = rejected[0]
+        path, reason = rejected[len(broken)]    # the first file that is there (every one was rejected)
         raise CorpusError(f"none of the {len(rejected)} audio files under {root} is a {kind} clip "
                           f"(the first, {path.name}: {reason}); is {kind} the right kind of corpus?")
     if kind == "folder" and speakers is None and need_speakers:
         problem = _guessed_speakers_problem(clips, root)
         if problem:
-            raise CorpusError(problem)
+            raise GuessedSpeakersError(problem)
     if rejected:
         logger.warning("%s: rejected %d of %d audio files under %s",
                        kind, len(rejected), len(audio) + len(broken), root)
@@ -333,7 +338,7 @@ def sung(clip: Clip) -> bool:
 
 def summarize(scan: CorpusScan) -> str:
     """One line such as ``"ravdess: 1200 clips, 20 speakers, 0 rejected"``; songs among the clips are counted."""
-    corpora = ", ".join(sorted({clip.corpus for clip in scan.clips})) or "no corpus"
+    corpora = ", ".join(sorted({clip.corpus for clip in scan.clips}))
     speakers = len({clip.speaker for clip in scan.clips})
     songs = sum(map(sung, scan.clips))
     of_them = f" ({songs} of them sung, RAVDESS vocal channel 02)" if songs else ""

@@ -69,7 +69,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     ratio (its own seeded echo).
     Clips whose label the model lacks are skipped and counted; a clip with no detected speech counts as an error,
     and so does one that cannot be decoded (``unreadable_files`` says why). A model without a gender head
-    has no gender accuracy (None).
+    has no gender accuracy (None). A ValueError says so when no clip's label is one of the model's.
     """
     labels = scorer.card.labels
     usable = [c for c in clips if c.label in labels]

@@ -514,7 +514,7 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             exported = _export(folder / f"fold{k + 1}", fold, choice, fit, labels, corpora,
                                {HELD_OUT_KEY: sorted(held)}, trained_on_rate_hz, fold_gender)
             if exported.gender is None and len(np.unique(table.gender[table.gender >= 0])) == 2:
-                console.print(f"  [yellow]warning:[/] fold {k + 1}'s training speakers are all of one known gender, "
+                console.print(f"  [yellow]warning:[/] fold {k + 1}'s training speakers are not of both known genders, "
                               f"so its model has no gender head and its held-out speakers add nothing to the "
                               f"streaming CV's gender accuracy (more speakers or fewer --folds mix them)")
             path = exported.onnx_path

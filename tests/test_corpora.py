@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_train.corpora import (KINDS, LABELS, Clip, CorpusError, CorpusScan, scan_corpus,
+from ser_train.corpora import (KINDS, LABELS, Clip, CorpusError, CorpusScan, GuessedSpeakersError, scan_corpus,
                                summarize)
 
 REAL_RAVDESS = Path(__file__).resolve().parents[1].parent / "shared/data/ravdess"
@@ -257,7 +257,7 @@ def test_folder_finds_its_speakers_csv_at_the_root(tmp_path: Path) -> None:
 
 def test_folder_refuses_speakers_guessed_from_names_that_hold_one_label_each(tmp_path: Path) -> None:
     _touch(tmp_path, "angry/angry_01.wav", "angry/angry_02.wav", "sad/sad_01.wav", "sad/sad_02.wav")
-    with pytest.raises(CorpusError, match="one label only.*speakers.csv.*--no-adapt"):
+    with pytest.raises(GuessedSpeakersError, match="one label only.*speakers.csv"):
         scan_corpus("folder", tmp_path)
     assert len(scan_corpus("folder", tmp_path, need_speakers=False).clips) == 4   # a cold evaluation groups nothing
 
@@ -298,6 +298,13 @@ def test_a_corpus_unpacked_twice_counts_each_clip_once(tmp_path: Path) -> None:
     scan = scan_corpus("ravdess", tmp_path)
     assert [c.path for c in scan.clips] == [tmp_path / n for n in names]
     assert [reason for _, reason in scan.rejected] == [f"a second copy of {tmp_path / n}" for n in names]
+
+
+def test_a_corpus_of_another_kind_is_named_by_a_file_that_is_there(tmp_path: Path) -> None:
+    _touch(tmp_path, "b/OAF_back_angry.wav", "c/OAF_dog_sad.wav")
+    (tmp_path / "a.wav").symlink_to(tmp_path / "gone.wav")
+    with pytest.raises(CorpusError, match=r"none of the 3 audio files .* is a ravdess clip \(the first, OAF_back_angry"):
+        scan_corpus("ravdess", tmp_path)
 
 
 # ---------------------------------------------------------------- errors and summary

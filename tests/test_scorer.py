@@ -100,6 +100,12 @@ def test_shipped_cards_record_their_graphs_checksum():
         assert json.loads(card.read_text())["onnx_sha256"] == onnx_digest(card.with_suffix(".onnx").read_bytes())
 
 
+def test_an_upper_case_suffix_is_a_model_too(tiny_model, tmp_path):
+    shutil.copy(tiny_model, tmp_path / "M.ONNX")
+    shutil.copy(tiny_model.with_suffix(".json"), tmp_path / "M.json")
+    assert Scorer(tmp_path / "M.ONNX", DEFAULT_SPEC).path == tmp_path / "M.ONNX"
+
+
 def test_a_file_that_is_not_a_model_is_named(tmp_path):
     (tmp_path / "call.wav").write_bytes(b"RIFF")
     for given in (tmp_path / "call.wav", tmp_path):

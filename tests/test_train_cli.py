@@ -84,7 +84,8 @@ def test_evaluate_a_corpus_without_speaker_names_needs_no_adapt(tmp_path, tiny_m
         for n in range(2):
             sf.write(tmp_path / label / f"{label}{n}.wav", bursts(total_s=2.0, spans=((0.4, 1.6, "noise"),)), RATE)
     argv = ["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(tmp_path)]
-    assert cli.main(argv) == 2 and "--no-adapt" in error_line(capsys.readouterr().err)
+    assert cli.main(argv) == 2 and "--no-adapt and without --snr-db" in error_line(capsys.readouterr().err)
+    assert cli.main([*argv, "--no-adapt", "--snr-db", "20"]) == 2      # its noise is set against each speaker
     assert cli.main([*argv, "--no-adapt"]) == 0
 
 
@@ -214,7 +215,7 @@ def test_a_fold_trained_on_one_gender_says_it_has_no_gender_head(tmp_path, capsy
     assert cli.main(["fit", "--corpus", f"folder={corpus}", "--no-frame-model", "--families", "logreg",
                      "--folds", "3", "--out", str(tmp_path / "m")]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert err.count("training speakers are all of one known gender") == 1      # only the fold that holds out m1
+    assert err.count("training speakers are not of both known genders") == 1   # only the fold that holds out m1
     assert json.loads((tmp_path / "m.json").read_text())["gender_trained"]
 
 
