@@ -44,7 +44,6 @@ class JsonlSink:
 
     def __init__(self, target: str, inputs: tuple[Path, ...] = ()) -> None:
         self._file: IO[str] | None = None
-        self._target = target
         if not target:
             raise ValueError("--jsonl needs a file path, or - for standard output")
         if target == "-":
@@ -80,4 +79,4 @@ class JsonlSink:
 
     def _named(self, exc: OSError) -> OSError:
         """``exc`` with the JSONL path, which a failed write or flush does not carry."""
-        return OSError(exc.errno, f"cannot write JSONL ({exc.strerror})", self._target)
+        return OSError(exc.errno, f"cannot write JSONL ({exc.strerror})", self._file.name)

@@ -366,8 +366,6 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_resample(args: argparse.Namespace, console: Console) -> int:
     from ser_train.resample import resample_corpus
 
-    if args.target.is_dir() and any(args.target.iterdir()):
-        raise ValueError(f"{args.target} already holds files; give a new or empty folder")
     check_writable(args.target, "target", folder=True)
     written, failures = resample_corpus(args.source, args.target, args.rate)
     for _, reason in failures[:5]:

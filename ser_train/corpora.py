@@ -59,7 +59,7 @@ _Parsed = tuple[str, str, "str | None"]  # label, bare speaker id, gender
 _RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad",
                      "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised"}
 _TWO = ("01", "02")
-_RAVDESS_AUDIO = {"01": "full audio-video", "03": "audio-only"}   # 02 is video-only: no sound
+_RAVDESS_AUDIO = ("01", "03")   # full audio-video and audio-only; 02 is video-only, without sound
 _RAVDESS_FIELDS: tuple[tuple[str, Collection[str]], ...] = (
     ("modality", _RAVDESS_AUDIO), ("vocal channel", _TWO), ("emotion", _RAVDESS_EMOTIONS),
     ("intensity", _TWO), ("statement", _TWO), ("repetition", _TWO),

@@ -27,6 +27,8 @@ def resample_corpus(source: Path, target: Path, rate: int) -> tuple[int, list[tu
         raise ValueError(f"{source}: not a folder")
     if target.resolve() == source.resolve() or target.resolve().is_relative_to(source.resolve()):
         raise ValueError(f"{target}: must lie outside {source}")
+    if target.is_dir() and any(target.iterdir()):
+        raise ValueError(f"{target} already holds files; give a new or empty folder")
     files = sorted(p for p in source.rglob("*") if p.is_file())
     if not any(path.suffix.lower() in AUDIO_SUFFIXES for path in files):
         raise ValueError(f"no .wav or .flac files under {source}")
