@@ -26,13 +26,36 @@ DEFAULT_OUT = Path("models/ser-ravdess")
 MAX_REVERB_S = 3.0   # a cathedral; longer is a typo
 MAX_DRR_DB = 40.0    # beyond this the echo is inaudible
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SPEAKERS_HELP = ("a cremad corpus's VideoDemographics.csv (ActorID, Sex) or a folder corpus's speakers CSV (file, "
+                 "speaker, gender), when it is not found under the corpus root")
 
 
-def corpus_arg(text: str) -> tuple[str, Path]:
+def corpus_arg(text: str, what: str = "DIR", example: str = "ravdess=data/ravdess") -> tuple[str, Path]:
     kind, sep, root = text.partition("=")
     if not sep or not root:
-        raise argparse.ArgumentTypeError(f"expected KIND=DIR (e.g. ravdess=data/ravdess), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected KIND={what} (e.g. {example}), got {text!r}")
     return kind.strip().lower(), Path(root)
+
+
+def speakers_arg(text: str) -> tuple[str, Path]:
+    return corpus_arg(text, "CSV", "cremad=CREMA-D/VideoDemographics.csv")
+
+
+def speakers_by_kind(kinds: list[str], given: list[tuple[str, Path]]) -> dict[str, Path]:
+    """The ``--speakers`` CSV of each corpus kind, checked against the corpora's kinds."""
+    from ser_train.corpora import SPEAKER_CSV_KINDS
+
+    chosen: dict[str, Path] = {}
+    for kind, csv_path in given:
+        if kind not in SPEAKER_CSV_KINDS:
+            raise ValueError(f"--speakers gives a cremad corpus's demographics CSV (ActorID, Sex) or a folder corpus's "
+                             f"speakers CSV (file, speaker, gender); a {kind} corpus takes neither")
+        if kind not in kinds:
+            raise ValueError(f"--speakers {kind}=CSV: there is no {kind} corpus")
+        if kinds.count(kind) > 1 or kind in chosen:
+            raise ValueError(f"--speakers {kind}=CSV: give one {kind} corpus and one CSV for it")
+        chosen[kind] = csv_path
+    return chosen
 
 
 def band_arg(text: str) -> tuple[float, float]:
@@ -59,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "\"Retraining\" what each flag measured).")
     fit.add_argument("--corpus", type=corpus_arg, action="append", required=True, metavar="KIND=DIR",
                      help="ravdess, tess, emodb, cremad, savee or folder; repeatable")
+    fit.add_argument("--speakers", type=speakers_arg, action="append", default=[], metavar="KIND=CSV",
+                     help=SPEAKERS_HELP + "; as cremad=CSV or folder=CSV")
     fit.add_argument("--emotions", help="comma-separated subset of labels, at least two (default: all present)")
     fit.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output path without suffix (default {DEFAULT_OUT})")
     fit.add_argument("--families", default="logreg,svc,mlp,hgb",
@@ -117,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--corpus", required=True, type=str.lower,
                     help="corpus kind: ravdess, tess, emodb, cremad, savee or folder")
     ev.add_argument("--data", type=Path, required=True, help="corpus root folder")
+    ev.add_argument("--speakers", type=Path, metavar="CSV", help=SPEAKERS_HELP)
     mode = ev.add_mutually_exclusive_group()
     mode.add_argument("--adapt", dest="adapt", action="store_true", default=True, help="one session per speaker (default)")
     mode.add_argument("--no-adapt", dest="adapt", action="store_false", help="reset state before every clip")
@@ -189,16 +215,21 @@ def convergence_warnings_counted() -> Iterator[list[str]]:
         yield caught
 
 
-def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: bool = True):
+def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: bool = True,
+             speakers: dict[str, Path] | None = None):
     """The clips of every ``(kind, root)``, with each corpus's summary and first rejects printed, and the
-    number of files rejected in all."""
-    from ser_train.corpora import scan_corpus, summarize
+    number of files rejected in all; ``speakers`` maps a kind to its ``--speakers`` CSV."""
+    from ser_train.corpora import CREMAD_DEMOGRAPHICS, scan_corpus, summarize
 
+    speakers = speakers or {}
     clips, rejected = [], 0
     for kind, root in specs:
-        scan = scan_corpus(kind, root, need_speakers=need_speakers)
+        scan = scan_corpus(kind, root, speakers_csv=speakers.get(kind), need_speakers=need_speakers)
         rejected += len(scan.rejected)
-        console.print(summarize(scan))
+        console.print(summarize(scan), soft_wrap=True)
+        if kind == "cremad" and kind not in speakers and all(clip.gender is None for clip in scan.clips):
+            console.print(f"  no {CREMAD_DEMOGRAPHICS} under {root}, so its actors' genders are unknown; "
+                          f"give the file with --speakers", soft_wrap=True)
         for path, reason in scan.rejected[:5]:
             console.print(f"  rejected {path}: {reason}", soft_wrap=True)
         clips.extend(scan.clips)
@@ -231,7 +262,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     for flag, folder in (("--report", args.report), ("--keep-folds", args.keep_folds)):
         if folder:
             check_writable(folder, flag, folder=True)
-    clips, _ = scan_all(args.corpus, console)
+    speakers = speakers_by_kind([kind for kind, _ in args.corpus], args.speakers)
+    clips, _ = scan_all(args.corpus, console, speakers=speakers)
     present = {c.label for c in clips}
     if args.emotions:
         wanted = {e.strip().lower() for e in args.emotions.split(",")} - {""}
@@ -249,7 +281,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     if len(genders) < 2:
         console.print(f"[yellow]warning:[/] the clips' known genders are {', '.join(genders) or 'none'}, so the model "
                       f"gets no gender head (its card says gender_trained false)")
-    config = FitConfig(families=families, folds=args.folds, emotions=labels if args.emotions else None,
+    config = FitConfig(families=families, speakers=tuple(f"{kind}={path}" for kind, path in speakers.items()),
+                       folds=args.folds, emotions=labels if args.emotions else None,
                        streaming_cv=not args.no_streaming_cv, frame_model=not args.no_frame_model,
                        frame=FrameModelConfig(epochs=args.frame_epochs,
                                               **(MASKED_FRAME_CONFIG if args.frame_masks else {}),
@@ -302,12 +335,13 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     noise = None if args.snr_db is None else (args.snr_db, COLOURS[args.noise or "pink"])
     if args.json:
         check_writable(args.json, "--json")
+    speakers = speakers_by_kind([args.corpus], [(args.corpus, args.speakers)] if args.speakers else [])
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
     held = held_out_speakers(scorer, args.model) if args.held_out else None
     seed = args.seed if args.seed is not None else fit_seed(scorer) if held is not None else 0
     try:
-        clips, rejected = scan_all([(args.corpus, args.data)], console,
-                                   need_speakers=args.adapt or args.snr_db is not None)
+        clips, rejected = scan_all([(args.corpus, args.data)], console, need_speakers=args.adapt or args.snr_db is not None,
+                                   speakers=speakers)
     except GuessedSpeakersError as exc:
         raise CorpusError(f"{exc}; or evaluate with --no-adapt and without --snr-db, which group nothing by "
                           f"speaker") from None

@@ -23,6 +23,7 @@ KINDS = ("ravdess", "tess", "emodb", "cremad", "savee", "folder")
 AUDIO_SUFFIXES = frozenset({".wav", ".flac"})
 CREMAD_DEMOGRAPHICS = "VideoDemographics.csv"
 FOLDER_SPEAKERS = "speakers.csv"   # the folder loader's speakers CSV, when found at the corpus root
+SPEAKER_CSV_KINDS = ("cremad", "folder")   # the kinds that read a CSV of speakers
 
 
 class CorpusError(ValueError):
@@ -237,6 +238,12 @@ def _guessed_speakers_problem(clips: list[Clip], root: Path) -> str | None:
             f"{root / FOLDER_SPEAKERS} (columns file, speaker, gender)")
 
 
+def _copy_order(kind: str, path: Path) -> tuple[bool, Path]:
+    """The order in which copies of one take are met (the first is kept): by path, except that RAVDESS's
+    audio-only set (modality 03, lossless) comes before audio taken from its audio-video files (01)."""
+    return kind == "ravdess" and not path.name.startswith("03"), path
+
+
 def _take(kind: str, path: Path) -> str:
     """What names one recording of a speaker in a named corpus, whatever its folder or extension."""
     stem = path.stem.lower()
@@ -285,7 +292,7 @@ def scan_corpus(kind: str, root: str | Path, *,
     """
     if kind not in KINDS:
         raise CorpusError(f"unknown corpus kind {kind!r}; expected one of {', '.join(KINDS)}")
-    if speakers_csv is not None and kind not in ("cremad", "folder"):
+    if speakers_csv is not None and kind not in SPEAKER_CSV_KINDS:
         raise CorpusError(f"speakers_csv is only used by cremad and folder, not {kind}")
     root = Path(root).expanduser()
     if not root.exists():
@@ -306,8 +313,8 @@ def scan_corpus(kind: str, root: str | Path, *,
         parse = _PARSERS[kind]
     clips: list[Clip] = []
     rejected: list[tuple[Path, str]] = [(path, "a link to nothing") for path in broken]
-    first: dict[tuple[str, str], Path] = {}    # a named corpus's (speaker, take) -> its first path
-    for path in audio:
+    first: dict[tuple[str, str], Path] = {}    # a named corpus's (speaker, take) -> the copy kept
+    for path in sorted(audio, key=partial(_copy_order, kind)):
         try:
             label, speaker, gender = parse(path)
             key = (speaker, _take(kind, path))
@@ -317,6 +324,7 @@ def scan_corpus(kind: str, root: str | Path, *,
             rejected.append((path, str(exc)))
         else:
             clips.append(Clip(path, label, f"{kind}:{speaker}", gender, kind))
+    clips.sort(key=lambda clip: clip.path)
     if not clips:
         path, reason = rejected[len(broken)]    # the first file that is there (every one was rejected)
         raise CorpusError(f"none of the {len(rejected)} audio files under {root} is a {kind} clip "
@@ -337,9 +345,13 @@ def sung(clip: Clip) -> bool:
 
 
 def summarize(scan: CorpusScan) -> str:
-    """One line such as ``"ravdess: 1200 clips, 20 speakers, 0 rejected"``; songs among the clips are counted."""
+    """One line such as ``"ravdess: 1200 clips, 20 speakers, 0 rejected"``; songs among the clips and
+    speakers of unknown gender are counted."""
     corpora = ", ".join(sorted({clip.corpus for clip in scan.clips}))
     speakers = len({clip.speaker for clip in scan.clips})
+    unknown = len({clip.speaker for clip in scan.clips if clip.gender is None})
     songs = sum(map(sung, scan.clips))
     of_them = f" ({songs} of them sung, RAVDESS vocal channel 02)" if songs else ""
-    return f"{corpora}: {len(scan.clips)} clips{of_them}, {speakers} speakers, {len(scan.rejected)} rejected"
+    genders = f" ({unknown} of unknown gender)" if unknown else ""
+    return (f"{corpora}: {len(scan.clips)} clips{of_them}, {speakers} speakers{genders}, "
+            f"{len(scan.rejected)} rejected")

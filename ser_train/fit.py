@@ -57,6 +57,7 @@ class FitConfig:
     """What `ser-train fit` does; recorded in the model card."""
 
     families: tuple[str, ...] = ("logreg", "svc", "mlp", "hgb")
+    speakers: tuple[str, ...] = ()   # --speakers KIND=CSV given: where a corpus's speakers and genders came from
     folds: int = 5
     emotions: tuple[str, ...] | None = None   # the labels --emotions chose; None: every label the corpora hold
     session_orders: int = 3

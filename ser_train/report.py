@@ -194,8 +194,9 @@ Licence: {card['licence']}
 
 def reproduce_command(card: dict) -> str:
     """The `ser-train fit` call that rebuilds a model from its card."""
-    corpora = " ".join(f"--corpus {c}" for c in card["training"]["corpora"])
     config = card["training"]["fit_config"]
+    corpora = " ".join([*(f"--corpus {c}" for c in card["training"]["corpora"]),
+                        *(f"--speakers {s}" for s in config.get("speakers", ()))])
     frame = ""
     if not config.get("frame_model", False):
         frame = " --no-frame-model"

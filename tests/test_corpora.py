@@ -83,8 +83,8 @@ def test_audio_content_and_rate_are_irrelevant(tmp_path: Path) -> None:
 
 def test_ravdess_one_take_twice_is_a_second_copy(tmp_path: Path) -> None:
     _touch(tmp_path, "Actor_01/03-01-05-01-01-01-01.wav", "flac/03-01-05-01-01-01-01.flac",   # the same take
-           "av/01-01-05-01-01-01-01.wav",                    # its audio taken from the audio-video file
-           "Actor_02/03-01-05-01-01-01-02.wav")              # another actor's take of the same line
+           "Actor_01/01-01-05-01-01-01-01.wav",     # its audio taken from the audio-video file, sorted first
+           "Actor_02/03-01-05-01-01-01-02.wav")     # another actor's take of the same line
     scan = scan_corpus("ravdess", tmp_path)
     assert [c.path.name for c in scan.clips] == ["03-01-05-01-01-01-01.wav", "03-01-05-01-01-01-02.wav"]
     assert _rejected(scan) == {name: f"a second copy of {tmp_path / 'Actor_01/03-01-05-01-01-01-01.wav'}"
@@ -156,6 +156,7 @@ def test_cremad_with_demographics_found_under_root(tmp_path: Path) -> None:
     assert clips["1001_DFA_ANG_XX.wav"].gender == "male"
     assert clips["1002_IEO_HAP_HI.wav"].gender == "female"
     assert clips["1091_ITS_FEA_LO.wav"].gender is None  # actor missing from the CSV
+    assert summarize(scan) == f"cremad: {len(CREMAD_GOOD)} clips, 4 speakers (1 of unknown gender), 3 rejected"
     rejected = _rejected(scan)
     assert set(rejected) == set(CREMAD_BAD)
     assert "emotion" in rejected["1001_DFA_BOR_XX.wav"]

@@ -344,6 +344,9 @@ def test_reproduce_command_carries_every_non_default_setting():
     subset = FitConfig(folds=4, emotions=("neutral", "happy", "sad", "angry"))
     assert reproduce_command(card(subset)) == ("ser-train fit --corpus ravdess=D --emotions neutral,happy,sad,angry "
                                                "--families logreg,svc,mlp,hgb --folds 4 --out models/m")
+    demographics = FitConfig(speakers=("cremad=C/VideoDemographics.csv",))
+    assert reproduce_command(card(demographics)) == ("ser-train fit --corpus ravdess=D --speakers cremad=C/VideoDemographics.csv "
+                                                     "--families logreg,svc,mlp,hgb --out models/m")
 
 
 def test_evaluate_plays_clips_at_the_given_level(tmp_path, tiny_model):
@@ -473,6 +476,53 @@ def error_line(err: str) -> str:
     """The error that ends a run, after the corpus summary; never a traceback."""
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("ser-train: error: "), err
     return err.strip().splitlines()[-1]
+
+
+def cremad_corpus(root: Path) -> Path:
+    """Two actors (male 1001, female 1002), an angry and a sad clip each, without the demographics CSV."""
+    root.mkdir(parents=True)
+    for actor in ("1001", "1002"):
+        for emotion, kind in (("ANG", "noise"), ("SAD", "tone")):
+            sf.write(root / f"{actor}_DFA_{emotion}_XX.wav", bursts(total_s=2.0, spans=((0.4, 1.6, kind),)), RATE)
+    return root
+
+
+def test_evaluate_takes_cremad_genders_from_a_csv_given_with_speakers(tmp_path, tiny_model, capsys):
+    corpus = cremad_corpus(tmp_path / "AudioWAV")
+    argv = ["evaluate", "--model", str(tiny_model), "--corpus", "cremad", "--data", str(corpus), "--json",
+            str(tmp_path / "out.json")]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "cremad: 4 clips, 2 speakers (2 of unknown gender), 0 rejected" in err
+    assert f"no VideoDemographics.csv under {corpus}, so its actors' genders are unknown" in err
+    assert json.loads((tmp_path / "out.json").read_text())["gender_accuracy"] is None
+    (tmp_path / "VideoDemographics.csv").write_text("ActorID,Sex\n1001,Male\n1002,Female\n")
+    assert cli.main([*argv, "--speakers", str(tmp_path / "VideoDemographics.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "cremad: 4 clips, 2 speakers, 0 rejected" in err and "VideoDemographics.csv under" not in err
+    assert json.loads((tmp_path / "out.json").read_text())["gender_accuracy"] is not None
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["fit", "--corpus", "tess=T", "--speakers", "tess=s.csv"], "a tess corpus takes neither"),
+    (["fit", "--corpus", "ravdess=R", "--speakers", "cremad=s.csv"], "--speakers cremad=CSV: there is no cremad corpus"),
+    (["fit", "--corpus", "folder=A", "--corpus", "folder=B", "--speakers", "folder=s.csv"],
+     "give one folder corpus and one CSV for it"),
+    (["fit", "--corpus", "cremad=C", "--speakers", "cremad=a.csv", "--speakers", "cremad=b.csv"],
+     "give one cremad corpus and one CSV for it"),
+    (["evaluate", "--model", "m", "--corpus", "savee", "--data", "S", "--speakers", "s.csv"],
+     "a savee corpus takes neither"),
+])
+def test_speakers_for_a_corpus_that_cannot_take_them_is_one_line(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    assert needle in error_line(capsys.readouterr().err)
+
+
+def test_speakers_without_a_kind_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["fit", "--corpus", "cremad=C", "--speakers", "demographics.csv"])
+    assert stop.value.code == 2 and "expected KIND=CSV (e.g. cremad=" in capsys.readouterr().err
 
 
 def test_a_corpus_of_the_wrong_kind_is_one_line(tmp_path, capsys):
