@@ -209,22 +209,27 @@ def timeline_lines(s: Snapshot, width: int) -> list[Text]:
     return [strip, Text("".join(axis[:width]), style="dim", no_wrap=True)]
 
 
-def footer(s: Snapshot) -> Text:
-    """Counters: scored updates, latency, real-time factor, losses (red when non-zero), adaptation."""
+def footer_lines(s: Snapshot, width: int) -> list[Text]:
+    """Counters: scored updates, latency, real-time factor, losses (red when non-zero), adaptation; on as
+    many lines as ``width`` needs, each broken between counters."""
     def ms(value: float | None) -> str:
         return "–" if value is None else f"{value:.1f}"
-
-    def counter(name: str, value: int) -> tuple[str, str]:
-        return f"{name} {value}", "bold reverse red" if value else ""
 
     def plural(n: int, noun: str) -> str:
         return f"{n} {noun}{'' if n == 1 else 's'}"
 
     rtf = "–" if s.realtime_factor is None else f"{s.realtime_factor:.3f}"
-    adaptation = f"adapted {plural(s.adapted_windows, 'window')}" if s.adapting else "adaptation off"
-    return Text.assemble(f" {plural(s.windows, 'update')} · latency p50/p95 {ms(s.latency_p50_ms)}/"
-                         f"{ms(s.latency_p95_ms)} ms · RTF {rtf} · ", counter("dropped", s.dropped_blocks), " · ",
-                         counter("overflows", s.overflows), f" · {adaptation}")
+    counters = [Text(plural(s.windows, "update")),
+                Text(f"latency p50/p95 {ms(s.latency_p50_ms)}/{ms(s.latency_p95_ms)} ms"), Text(f"RTF {rtf}"),
+                *(Text(f"{name} {value}", style="bold reverse red" if value else "")
+                  for name, value in (("dropped", s.dropped_blocks), ("overflows", s.overflows))),
+                Text(f"adapted {plural(s.adapted_windows, 'window')}" if s.adapting else "adaptation off")]
+    lines = [Text(" ")]
+    for counter in counters:
+        if len(lines[-1]) > 1 and len(lines[-1]) + 3 + len(counter) > width:
+            lines.append(Text(" "))
+        lines[-1].append_text(Text.assemble(" · " if len(lines[-1]) > 1 else "", counter))
+    return lines
 
 
 def render(s: Snapshot) -> RenderableType:
@@ -236,7 +241,8 @@ def render(s: Snapshot) -> RenderableType:
                          height=height - GAUGE_ROWS))
     timeline = Panel(Fit(lambda width: timeline_lines(s, width)),
                      title=f"timeline [dim]last {TIMELINE_S:.0f} s, silence blank[/]", title_align="left")
-    return Group(header(s), SideBySide(emotion_panel(s, height), gauges, share=0.6), timeline, footer(s))
+    return Group(header(s), SideBySide(emotion_panel(s, height), gauges, share=0.6), timeline,
+                 Fit(lambda width: footer_lines(s, width)))
 
 
 class Dashboard:

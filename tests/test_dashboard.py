@@ -113,6 +113,8 @@ def test_fits_80_by_24_and_reads_without_colour():
     plain, _, ansi = frame(dataclasses.replace(SNAPSHOT, clipping=True, dropped_blocks=1), width=80, no_color=True)
     lines = plain.rstrip("\n").splitlines()
     assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
+    assert lines[-2:] == [" 42 updates · latency p50/p95 0.4/1.2 ms · RTF 0.031 · dropped 1 · overflows 0",
+                          " adapted 12 windows"]                  # the footer breaks between counters
     for needle in (*LABELS, "75.0 s  16 kHz", "elapsed 1:15", "q quits", "female 0.73", "SPEECH", "level -23 dBFS",
                    "CLIPPING", "dropped 1", "hhh", "adapted 12 windows"):
         assert needle in plain
