@@ -165,7 +165,9 @@ class MicSource:
                 yield block
         except device_error as exc:
             self.ended_reason = f"input device '{self.device.name}' failed: {exc}"
-        stream.stop(ignore_errors=True)   # returns once the callback has run for the last time
+        # returns once the callback has run for the last time; stop() would also wait for the device's
+        # pending buffers, for good (deaf to signals) when the device has gone silent
+        stream.abort(ignore_errors=True)
         while not self._queue.empty():    # only this thread takes from the queue
             yield self._queue.get_nowait()
 

@@ -62,6 +62,7 @@ class Plan:
     rates: tuple[int, ...] = (RATE,)
     late: bool = False
     delivered: int = 0
+    ended_by: str = ""
 
 
 def fake_sounddevice(devices: list[dict], plan: Plan | None = None, default_input: int | None = None) -> ModuleType:
@@ -112,8 +113,11 @@ def fake_sounddevice(devices: list[dict], plan: Plan | None = None, default_inpu
                 raise PortAudioError("Unanticipated host error [PaErrorCode -9999]: 'device disconnected'")
             return self._active
 
-        def stop(self, ignore_errors: bool = False) -> None:
-            self._active = False
+        def stop(self, ignore_errors: bool = False) -> None:   # waits for a device that went silent: for good
+            raise AssertionError("stop() hangs on a silent device; ser never calls it")
+
+        def abort(self, ignore_errors: bool = False) -> None:
+            self._active, plan.ended_by = False, "abort"
 
         def close(self, ignore_errors: bool = False) -> None:
             self._active = False
@@ -209,6 +213,7 @@ def test_device_vanishing_mid_stream_ends_with_the_summary(monkeypatch, tmp_path
     assert plan.delivered == len(speech) // BLOCK + late
     assert events[-1]["type"] == "stats" and events[-1]["blocks"] == plan.delivered
     assert events[-1]["dropped_blocks"] == 0 and events[-1]["end_s"] == plan.delivered * BLOCK / RATE
+    assert plan.ended_by == "abort"       # a device found gone is not waited for
 
 
 def test_device_failing_at_start_ends_with_the_summary(monkeypatch, tmp_path, capsys, speech):
@@ -257,7 +262,7 @@ def test_a_stop_request_still_scores_every_block_already_delivered(monkeypatch, 
     install(monkeypatch, [MIC], plan)
     source, monitor, records, interrupted = listen(should_stop=lambda: True)
     assert interrupted
-    assert source.stats.blocks == len(plan.blocks) and source.ended_reason is None
+    assert source.stats.blocks == len(plan.blocks) and source.ended_reason is None and plan.ended_by == "abort"
     assert abs(monitor.samples - len(speech)) <= 1   # the resampler's tail is handed over too
     assert [r["emotion"] for r in records if r["type"] == "segment"] == ["angry", "sad"]
 
