@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from importlib import resources
@@ -125,6 +126,8 @@ def run_stream(args: argparse.Namespace, stop: "StopRequest") -> int:
 
             with Dashboard(monitor, source.stats, on_quit=stop.request) as dashboard:
                 run(source, pipeline, sinks, monitor, should_stop=lambda: dashboard.poll() or stop.requested())
+    except BrokenPipeError:   # the reader of --jsonl - has gone (`| head -1`, or a Ctrl-C that reached it too)
+        discard_stdout()
     finally:
         for sink in sinks:
             sink.close()
@@ -158,9 +161,8 @@ class StopRequest:
 
     def request(self) -> None:
         self._requested = True
-        stop = getattr(self._source, "stop", None)
-        if stop is not None:
-            stop()   # a microphone source ends at its next poll even if no block arrives
+        for action in ("stop", "stop_waiting"):   # a microphone ends at its next poll even if no block arrives;
+            getattr(self._source, action, lambda: None)()   # a paced replay stops waiting to hand over its block
 
     def _handle(self, signum: int, frame: object) -> None:
         if self._requested and signum == signal.SIGINT:
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceError, ModelError, ValueError) as exc:
         return fail(f"error: {exc}", 2)
     except BrokenPipeError:
-        sys.stderr.close()
+        discard_stdout()
         return 0
     except OSError as exc:  # e.g. a full disk or a lost mount under --jsonl
         return fail(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}", 2)
@@ -200,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("internal error", exc_info=True)
         return fail(f"internal error: {type(exc).__name__}: {exc} "
                     f"(rerun as `ser --log-level DEBUG {args.command} ...` for details)", 1)
+
+
+def discard_stdout() -> None:
+    """Send what is left for a standard output whose reader has gone to nowhere, so exiting cannot fail on it."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):   # stdout without a file descriptor (None, or captured)
+        pass
 
 
 def fail(message: str, code: int) -> int:

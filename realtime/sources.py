@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ READ_SAMPLES = 8 * READ_FRAMES  # cap on samples per read, so a 1024-channel hea
 SALVAGE_FRAMES = 1024         # after a read fails, the frames before the fault are read again this many at a time
 MIN_RATE_HZ = 4000            # file rates outside this range are refused (a corrupt header, not audio)
 MAX_RATE_HZ = 768000
+MIN_SPEED = 0.01              # a replay's slowest pace: a hundredth of real time
+UNKNOWN_LENGTH = 0x7FFFFFFF   # WAV data lengths from here up are recorders' placeholders: the length was unknown
 
 
 class SourceError(ValueError):
@@ -69,6 +74,12 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def sound_path(path: Path) -> str | bytes:
+    """``path`` as soundfile should be given it: bytes on POSIX, where soundfile would encode a str as
+    strict UTF-8 and fail on a file name that is not."""
+    return str(path) if sys.platform == "win32" else os.fsencode(path)
+
+
 def open_sound_file(path: Path) -> sf.SoundFile:
     """Open an audio file for streaming, turning every failure into a :class:`SourceError`."""
     try:
@@ -86,7 +97,7 @@ def open_sound_file(path: Path) -> sf.SoundFile:
     if info.st_size == 0:
         raise SourceError(f"{path}: file is empty")
     try:
-        handle = sf.SoundFile(str(path))
+        handle = sf.SoundFile(sound_path(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise SourceError(f"{path}: not a readable audio file ({first_line(exc)})") from None
     problem = None
@@ -100,13 +111,21 @@ def open_sound_file(path: Path) -> sf.SoundFile:
     return handle
 
 
+def overstated_length(handle: sf.SoundFile) -> bool:
+    """Whether the file's header declares more audio than the file holds, in a format whose length libsndfile
+    has already corrected to what is there (a WAV or AIFF cut short); read from libsndfile's log of the header."""
+    log_text = handle.extra_info
+    data = re.search(r"^data\s*:\s*(\d+) \(should be (\d+)\)", log_text, re.MULTILINE)
+    return "> file length" in log_text or (data is not None and int(data[2]) < int(data[1]) < UNKNOWN_LENGTH)
+
+
 def readable_frames(path: Path, channels: int, start: int) -> np.ndarray:
     """After a read from frame ``start`` failed, the frames from there that still decode, up to the fault.
 
     The file is opened afresh: a decoder that has lost sync cannot seek back."""
     pieces = [np.zeros((0, channels), dtype=np.float32)]
     try:
-        with sf.SoundFile(str(path)) as handle:
+        with sf.SoundFile(sound_path(path)) as handle:
             handle.seek(start)
             while True:
                 pieces.append(handle.read(SALVAGE_FRAMES, dtype="float32", always_2d=True))
@@ -159,8 +178,8 @@ class FileSource:
                  band_rate: int | None = None) -> None:
         if block <= 0:
             raise SourceError(f"--chunk must be a positive number of samples, got {block}")
-        if speed < 0 or not np.isfinite(speed):
-            raise SourceError(f"--speed must be 0 (as fast as possible) or positive, got {speed}")
+        if not (speed == 0 or MIN_SPEED <= speed < np.inf):
+            raise SourceError(f"--speed must be 0 (as fast as possible) or at least {MIN_SPEED:g}, got {speed:g}")
         self.path = Path(path)
         self.sample_rate = sample_rate
         self.block = block
@@ -172,6 +191,11 @@ class FileSource:
             self.duration_s = handle.frames / handle.samplerate
         self.band_rate = band_rate
         self.position = 0
+        self._hurry = threading.Event()
+
+    def stop_waiting(self) -> None:
+        """Pace no more (a stop request): the block in hand goes out at once, from any thread or a signal handler."""
+        self._hurry.set()
 
     def describe(self) -> str:
         band = f", heard through {self.band_rate} Hz" if narrows(self.native_rate, self.band_rate) else ""
@@ -198,9 +222,9 @@ class FileSource:
                 yield resampler(mono, last=last)
                 if last:
                     break
-            if decoded < handle.frames:
-                log.warning("%s: the header declares %.1f s but the file holds %.1f s (truncated?)",
-                            self.path.name, handle.frames / self.native_rate, decoded / self.native_rate)
+            if decoded < handle.frames or overstated_length(handle):
+                log.warning("%s: the file holds %.1f s, less than its header declares (truncated?)",
+                            self.path.name, decoded / self.native_rate)
 
     def __iter__(self) -> Iterator[Chunk]:
         began = time.monotonic()
@@ -231,5 +255,5 @@ class FileSource:
         if self.speed > 0:
             delay = began + self.position / self.sample_rate / self.speed - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                self._hurry.wait(delay)
         return chunk

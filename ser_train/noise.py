@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
+from realtime.sources import sound_path
 from ser_train.corpora import Clip
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def speaker_levels(clips: Iterable[Clip]) -> dict[str, float]:
     levels: dict[str, list[float]] = defaultdict(list)
     for clip in clips:
         try:
-            samples, rate = sf.read(clip.path, dtype="float32", always_2d=True)
+            samples, rate = sf.read(sound_path(clip.path), dtype="float32", always_2d=True)
         except (sf.SoundFileError, OSError, RuntimeError) as exc:
             log.warning("no level for %s: %s", clip.path, exc)
             continue

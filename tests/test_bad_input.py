@@ -157,12 +157,35 @@ def decodable_frames(path: Path, frames: int) -> int:
 
 # --- valid audio in any shape: valid output ---------------------------------------------------------
 
-def test_truncated_wav_body_replays_what_is_there(tmp_path, speech, reference):
+def test_truncated_wav_body_replays_what_is_there(tmp_path, speech, reference, caplog):
     path = tmp_path / "cut.wav"
     data = wav_bytes(tmp_path, speech)
     path.write_bytes(data[:44 + 2 * int(9.0 * RATE)])
     segments = replay_segments(path)
     assert segments == reference[:2]
+    assert "cut.wav: the file holds 9.0 s, less than its header declares (truncated?)" in caplog.text
+
+
+@pytest.mark.parametrize("name,cut,warned", [("whole.wav", None, False), ("cut.aiff", 0.5, True),
+                                             ("unknown-length.wav", "placeholder", False)])
+def test_a_file_shorter_than_its_header_is_warned_of(tmp_path, speech, caplog, name, cut, warned):
+    """libsndfile plays a WAV or AIFF cut short as if whole; a recorder that could not know the length
+    (writing to a pipe) leaves the largest length in the header, which is no cut."""
+    path = write(tmp_path / name, speech[:RATE], subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    if cut == "placeholder":
+        at = data.index(b"data") + 4
+        data[at:at + 4] = data[4:8] = b"\xff\xff\xff\xff"
+    elif cut:
+        data = data[:int(len(data) * cut)]
+    path.write_bytes(bytes(data))
+    assert replay(path)[0].kind == "output"
+    assert ("less than its header declares" in caplog.text) == warned, caplog.text
+
+
+def test_a_file_name_that_is_not_utf8_plays(tmp_path, speech, reference):
+    path = write(tmp_path / "speech.wav", speech).rename(tmp_path / os.fsdecode(b"caf\xe9.wav"))  # Latin-1
+    assert replay_segments(path) == reference
 
 
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])

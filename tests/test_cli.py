@@ -83,7 +83,9 @@ def test_missing_portaudio_is_one_clear_line(monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv,needle", [(["replay", "/no/such/file.wav"], "no such file"),
                                          (["replay", "."], "directory"),
-                                         (["replay", "x.wav", "--speed", "-1"], None)])
+                                         (["replay", "x.wav", "--speed", "-1"], None),
+                                         (["demo", "--speed", "1e-11"], "--speed must be 0 (as fast as possible) or "
+                                                                        "at least 0.01, got 1e-11")])
 def test_bad_input_is_one_line_and_nonzero(argv, needle, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -114,6 +116,34 @@ def test_a_stop_signal_ends_a_run_with_the_summary(tmp_path, signame):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "summary:" in err
     assert records(out.read_text())[-1]["type"] == "stats"
+
+
+def test_a_reader_that_leaves_ends_the_run_with_the_summary():
+    """`ser ... --jsonl - | head -1`: the run ends once stdout's reader has gone, and still prints its summary."""
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "demo", "--headless", "--speed", "0", "--jsonl", "-"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert json.loads(proc.stdout.readline())["type"] == "speech_start"
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0
+    assert err.startswith("summary: ") and err.count("\n") == 1, err
+
+
+def test_a_stop_request_cuts_a_paced_replays_wait_short(burst_file):
+    """At --speed 0.01 the first 100 ms block is due 10 s after the start; a stop request hands it over at once."""
+    import threading
+    import time
+
+    from realtime.cli import StopRequest
+    from realtime.sources import FileSource
+
+    source = FileSource(burst_file, 16000, speed=0.01)
+    stop = StopRequest()
+    stop.watch(source)
+    threading.Timer(0.2, stop.request).start()
+    began = time.monotonic()
+    first = next(iter(source))
+    assert time.monotonic() - began < 5.0 and len(first.samples) == 1600
 
 
 class StoppableSource:
