@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, redirect_stdout
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
@@ -245,6 +245,27 @@ def render(s: Snapshot) -> RenderableType:
                  Fit(lambda width: footer_lines(s, width)))
 
 
+class AboveDashboard:
+    """Standard output while the dashboard shares its terminal: each line is printed above the frame whole.
+
+    Rich's own redirect breaks lines at the terminal's width, so a JSON line copied from the screen
+    would not parse.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._console.print(Text(line), soft_wrap=True)
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines go out whole as they end; nothing is held but a line still being written."""
+
+
 class Dashboard:
     """Keeps :func:`render` of the latest snapshot on the terminal (stderr) while a run goes on.
 
@@ -263,7 +284,8 @@ class Dashboard:
         self._keys = KeyReader(sys.stdin, on_quit)
         stdout_is_terminal = sys.stdout is not None and sys.stdout.isatty()   # None: started with stdout closed
         self._live = Live(get_renderable=lambda: render(self._snapshot), console=self._console,
-                          refresh_per_second=REFRESH_HZ, redirect_stdout=stdout_is_terminal)
+                          refresh_per_second=REFRESH_HZ, redirect_stdout=False)
+        self._stdout = AboveDashboard(self._console) if stdout_is_terminal else None
         self._stack = ExitStack()
 
     def poll(self) -> bool:
@@ -277,6 +299,8 @@ class Dashboard:
         with ExitStack() as stack:
             stack.enter_context(self._keys)
             stack.enter_context(self._live)
+            if self._stdout is not None:
+                stack.enter_context(redirect_stdout(self._stdout))
             self._stack = stack.pop_all()
         return self
 

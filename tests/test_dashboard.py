@@ -176,6 +176,32 @@ def test_dashboard_goes_to_stderr_and_jsonl_stdout_stays_clean(burst_file, tiny_
     assert "adapted 3 windows" in err and err.rstrip().splitlines()[-1].startswith("summary: 6.0 s of audio")
 
 
+def test_events_on_the_dashboards_terminal_are_whole_json_lines(burst_file, tiny_model):
+    """With stdout on the dashboard's terminal, each event is printed above the frame unbroken, however narrow."""
+    fcntl, termios = pytest.importorskip("fcntl"), pytest.importorskip("termios")
+    import struct
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 60, 0, 0))    # 40 rows, 60 columns
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "replay", str(burst_file), "--speed", "0",
+                             "--jsonl", "-", "--model", str(tiny_model)], stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    screen = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:          # EIO: the terminal's other end is closed
+            break
+        if not data:
+            break
+        screen += data
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode()).replace("\r", "")
+    events = [json.loads(line[line.index("{"):]) for line in plain.split("\n") if '{"schema"' in line]
+    assert [e["type"] for e in events].count("segment") == 3 and events[-1]["type"] == "stats"
+
+
 def test_headless_never_imports_the_dashboard():
     code = ("import sys; from realtime import cli; cli.main(['demo','--headless','--speed','0']); "
             "print('realtime.dashboard' in sys.modules, 'realtime.keys' in sys.modules, 'rich.live' in sys.modules)")
