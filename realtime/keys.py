@@ -22,7 +22,8 @@ class KeyReader:
     On entering, a TTY ``stream`` is put in cbreak mode (keys arrive unbuffered and
     unechoed; Ctrl-C still sends SIGINT) and a daemon thread reads it.
     On exiting, the thread stops and the terminal settings are restored. A stream
-    that is not a TTY (a pipe, a file, /dev/null, or none at all) is never read.
+    that is not a TTY (a pipe, a file, /dev/null, or none at all), or the terminal of a job in the
+    background, is never read.
 
     Parameters
     ----------
@@ -51,6 +52,13 @@ class KeyReader:
         if self._stream is None or not self._stream.isatty():   # None: the process was started with stdin closed
             return self
         fd = self._stream.fileno()
+        try:
+            background = os.tcgetpgrp(fd) != os.getpgrp()
+        except OSError:   # not this process's controlling terminal, so no job control stops it
+            background = False
+        if background:    # `ser demo &`: setting the terminal's mode would stop the job (SIGTTOU)
+            log.info("started in the background: keys disabled, use Ctrl-C or SIGTERM to stop")
+            return self
         self._saved = termios.tcgetattr(fd)
         tty.setcbreak(fd)
         self._thread = threading.Thread(target=self._read, args=(fd,), name="ser-keys", daemon=True)

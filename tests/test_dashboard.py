@@ -162,6 +162,18 @@ def test_key_reader_sets_quit_on_q_and_restores_the_terminal():
     os.close(master)
 
 
+def test_key_reader_leaves_the_terminal_of_a_background_job_alone(monkeypatch):
+    """`ser demo &`: changing the terminal's mode from the background would stop the job (SIGTTOU)."""
+    termios = pytest.importorskip("termios")
+    master, slave = os.openpty()
+    monkeypatch.setattr(os, "tcgetpgrp", lambda fd: os.getpgrp() + 1)    # another group holds the terminal
+    with os.fdopen(slave, "r") as tty_in:
+        before = termios.tcgetattr(slave)
+        with KeyReader(tty_in) as keys:
+            assert keys._thread is None and termios.tcgetattr(slave) == before
+    os.close(master)
+
+
 def test_key_reader_ignores_a_stream_that_is_not_a_terminal(tmp_path):
     with (tmp_path / "in").open("w+") as stream, KeyReader(stream) as keys:
         assert keys._thread is None and not keys.quit.is_set()
