@@ -281,6 +281,14 @@ def test_model_faults_are_one_line(tiny_model, tmp_path, capsys, speech, damage)
     assert ("could not be loaded" in err) == (damage == "corrupt_onnx")   # not taken for another model's graph
 
 
+def test_a_model_name_that_is_not_shipped_lists_the_shipped_ones(tmp_path, capsys, speech, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clip = write(tmp_path / "speech.wav", speech)
+    assert cli.main(["replay", str(clip), "--speed", "0", "--headless", "--model", "ser-ravdes"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no shipped model named ser-ravdes (shipped: ser-ravdess, ser-ravdess-8k," in err
+
+
 def test_card_that_is_not_a_json_object(tiny_model, tmp_path, capsys, speech):
     model = copy_model(tiny_model, tmp_path)
     model.with_suffix(".json").write_text("[]")
