@@ -207,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
 def discard_stdout() -> None:
     """Send what is left for a standard output whose reader has gone to nowhere, so exiting cannot fail on it."""
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        target = sys.stdout.fileno()
     except (OSError, ValueError, AttributeError):   # stdout without a file descriptor (None, or captured)
-        pass
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, target)
+    os.close(devnull)
 
 
 def fail(message: str, code: int) -> int:

@@ -173,11 +173,11 @@ class Scorer:
                              f"or a shipped model's name")
         if model_path.suffix.lower() != ".onnx":
             model_path = model_path.with_suffix(".onnx")
-        if not model_path.is_file() and model_path.parent == Path("."):   # a bare name: most likely a mistyped one
-            shipped = ", ".join(sorted(path.stem for path in SHIPPED_MODELS.glob("*.onnx")))
-            raise ModelError(f"no model file {model_path} here, and no shipped model named {model_path.stem} "
-                             f"(shipped: {shipped})")
         if not model_path.is_file():
+            if model_path.parent == Path("."):   # a bare name: most likely a mistyped shipped one
+                shipped = ", ".join(sorted(path.stem for path in SHIPPED_MODELS.glob("*.onnx")))
+                raise ModelError(f"no model file {model_path} here, and no shipped model named {model_path.stem} "
+                                 f"(shipped: {shipped})")
             raise ModelError(f"model file {model_path} not found; {RETRAIN_HINT}")
         self.path, self.card_path = model_path, model_path.with_suffix(".json")
         self.card = ModelCard.load(self.card_path, runtime_spec)
