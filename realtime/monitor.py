@@ -15,6 +15,10 @@ LATENCY_HISTORY = 2048        # most recent decision latencies kept for percenti
 TIMELINE_S = 60.0             # seconds of segment history kept for the timeline
 CLIP_LEVEL = 0.999            # a block peaking at or above this full-scale fraction counts as clipped
 CLIP_HOLD_S = 2.0             # seconds of audio a clipping warning stays up after the last clipped block
+SILENT_DBFS = -120.0          # the level meter's floor
+SILENT_LEVEL = 10 ** (SILENT_DBFS / 20)
+QUIET_PEAK_DBFS = -40.0       # speech peaking below this is often not detected (RAVDESS clips scaled: 1 in 60
+                              # found no window at -40 dBFS, 5 at -45, 26 at -50)
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,9 @@ class Monitor:
     cpu_began: float = field(default_factory=time.process_time)
     samples: int = 0
     windows: int = 0
-    level_dbfs: float = -120.0
-    peak_dbfs: float = -120.0
+    level_dbfs: float = SILENT_DBFS
+    peak_dbfs: float = SILENT_DBFS
+    loudest_dbfs: float = SILENT_DBFS
     clipped_blocks: int = 0
     clipped_at: int | None = None
     in_speech: bool = False
@@ -85,8 +90,10 @@ class Monitor:
             peak = max(float(np.maximum.reduce(samples)), -float(np.minimum.reduce(samples)))  # no wrappers
             wide = samples.astype(np.float64)
             rms = math.sqrt(float(np.dot(wide, wide)) / len(wide))
-            self.level_dbfs = 20 * math.log10(max(rms, 1e-6))
-            self.peak_dbfs = max(self.peak_dbfs - 0.5, 20 * math.log10(max(peak, 1e-6)))
+            self.level_dbfs = 20 * math.log10(max(rms, SILENT_LEVEL))
+            peak_db = 20 * math.log10(max(peak, SILENT_LEVEL))
+            self.peak_dbfs = max(self.peak_dbfs - 0.5, peak_db)
+            self.loudest_dbfs = max(self.loudest_dbfs, peak_db)
             if peak >= CLIP_LEVEL:
                 self.clipped_blocks += 1
                 self.clipped_at = self.samples
@@ -150,6 +157,14 @@ class Monitor:
             parts.append(f"non-finite samples zeroed {stats.nonfinite_samples}")
         if self.clipped_blocks:
             parts.append(f"clipped blocks {self.clipped_blocks}")
+        if self.windows == 0 and self.samples and self.loudest_dbfs < QUIET_PEAK_DBFS:
+            parts.append(self._quiet_hint())
         if reason:
             parts.append(reason)
         return "summary: " + "; ".join(parts)
+
+    def _quiet_hint(self) -> str:
+        if self.loudest_dbfs <= SILENT_DBFS:
+            return "no speech found: the input is silent"
+        return (f"no speech found: the input peaked at {self.loudest_dbfs:.0f} dBFS, and speech under "
+                f"{QUIET_PEAK_DBFS:.0f} dBFS often goes undetected; raise the input gain")

@@ -225,6 +225,21 @@ def test_no_speech_gives_no_windows(tmp_path, name, audio):
     assert [e["type"] for e in events] == ["stats"] and events[0]["end_s"] == round(len(audio) / RATE, 3)
 
 
+@pytest.mark.parametrize("peak_dbfs,hint", [
+    (-54, "no speech found: the input peaked at -54 dBFS, and speech under -40 dBFS often goes undetected"),
+    (None, "no speech found: the input is silent"),
+    (-20, None),         # found: no hint
+])
+def test_the_summary_says_why_no_speech_was_found(tmp_path, speech, capsys, peak_dbfs, hint):
+    audio = np.zeros_like(speech) if peak_dbfs is None else speech / np.abs(speech).max() * 10 ** (peak_dbfs / 20)
+    assert cli.main(["replay", str(write(tmp_path / "level.wav", audio)), "--speed", "0", "--headless"]) == 0
+    summary = capsys.readouterr().err
+    if hint:
+        assert "0 segments" in summary and hint in summary, summary
+    else:
+        assert "0 segments" not in summary and "no speech found" not in summary, summary
+
+
 def test_clipping_is_counted(tmp_path, speech, reference, capsys):
     path = write(tmp_path / "clipped.wav", np.clip(speech * 20, -1, 1))
     outcome, events = replay(path)
