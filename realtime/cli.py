@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from importlib import resources
@@ -18,6 +17,7 @@ from realtime.channel import band_text  # noqa: E402
 from realtime.features import DEFAULT_SPEC  # noqa: E402
 from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path  # noqa: E402
 from realtime.sources import DEFAULT_BLOCK, SourceError  # noqa: E402
+from realtime.stdio import discard_stdout, reopen_closed_stderr  # noqa: E402
 
 log = logging.getLogger("ser")
 MODEL_HELP = ("model .onnx (card .json beside it), or a shipped model's name: ser-ravdess (default), "
@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     (its traceback is logged at DEBUG level) or an input device that vanished mid-stream
     (after the summary); 130: interrupted before streaming began.
     """
+    reopen_closed_stderr()
     args = build_parser().parse_args(argv)
     try:
         logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -202,17 +203,6 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("internal error", exc_info=True)
         return fail(f"internal error: {type(exc).__name__}: {exc} "
                     f"(rerun as `ser --log-level DEBUG {args.command} ...` for details)", 1)
-
-
-def discard_stdout() -> None:
-    """Send what is left for a standard output whose reader has gone to nowhere, so exiting cannot fail on it."""
-    try:
-        target = sys.stdout.fileno()
-    except (OSError, ValueError, AttributeError):   # stdout without a file descriptor (None, or captured)
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, target)
-    os.close(devnull)
 
 
 def fail(message: str, code: int) -> int:

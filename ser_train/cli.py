@@ -18,6 +18,7 @@ from rich.console import Console
 from realtime.adapt import AdaptConfig
 from realtime.channel import pass_band        # numpy loads here, after ser_train/__init__ pinned the BLAS kernel
 from realtime.features import DEFAULT_SPEC
+from realtime.stdio import reopen_closed_stderr
 from ser_train.frame_model import (AVERAGED_FRAME_CONFIG, MASKED_FRAME_CONFIG, FrameModelConfig, averaging_text,
                                    masks_text)
 
@@ -410,6 +411,7 @@ def cmd_resample(args: argparse.Namespace, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    reopen_closed_stderr()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     console = Console(stderr=True)

@@ -129,6 +129,22 @@ def test_a_reader_that_leaves_ends_the_run_with_the_summary():
     assert err.startswith("summary: ") and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize("stderr", ["closed", "read-only"])
+def test_a_run_without_a_writable_stderr_succeeds_and_keeps_stdout_clean(tmp_path, stderr):
+    """`ser ... 2>&-`, or a wrapper script left on descriptor 2: the summary is discarded, not an exit 1
+    (it used to fail on printing it), and never written into the events on stdout."""
+    if stderr == "closed":
+        options = {"preexec_fn": lambda: os.close(2)}
+    else:
+        (tmp_path / "wrapper").write_text("#!/bin/sh\n")
+        options = {"stderr": (tmp_path / "wrapper").open("rb")}
+    result = subprocess.run([sys.executable, "-m", "realtime.cli", "demo", "--headless", "--speed", "0", "--jsonl", "-"],
+                            stdout=subprocess.PIPE, text=True, timeout=300, **options)
+    assert result.returncode == 0
+    events = records(result.stdout)
+    assert events[-1]["type"] == "stats" and sum(e["type"] == "segment" for e in events) == 8
+
+
 def test_a_stop_request_cuts_a_paced_replays_wait_short(burst_file):
     """At --speed 0.01 the first 100 ms block is due 10 s after the start; a stop request hands it over at once."""
     import threading
