@@ -47,7 +47,7 @@ def emotion_report(truth: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]
         predicted = int(confusion[:, i].sum())
         precision = tp / predicted if predicted else 0.0
         recall = tp / support if support else None     # JSON null: no clip of this class
-        f1 = 2 * precision * recall / (precision + recall) if support and precision + recall > 0 else 0.0
+        f1 = f1_score(precision, recall) if support else 0.0
         per_class[label] = {"precision": round(precision, 4), "recall": None if recall is None else round(recall, 4),
                             "f1": round(f1, 4),
                             "support": support}
@@ -74,6 +74,18 @@ def by_session_position(truth: np.ndarray, probs: np.ndarray, positions: np.ndar
             reports.append({"positions": f"{first}+" if last is None else f"{first}-{last}",
                             **emotion_report(truth[rows], probs[rows], labels)})
     return reports
+
+
+def f1_score(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def pooled_f1(pool: dict) -> list[float]:
+    """Per-class F1 of a :func:`pooled` report, in label order: precision from the summed confusion, recall
+    over every clip of the class (a clip without speech, which the confusion leaves out, is a miss)."""
+    confusion = np.array(pool["confusion"])
+    precision = np.diag(confusion) / np.maximum(confusion.sum(axis=0), 1)
+    return [f1_score(float(p), pool["per_class_recall"][label]) for p, label in zip(precision, pool["labels"])]
 
 
 def gender_accuracy(truth: np.ndarray, probs: np.ndarray) -> float | None:

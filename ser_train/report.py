@@ -11,6 +11,7 @@ from rich.table import Table
 from realtime.channel import band_text
 from ser_train.fit import FitConfig
 from ser_train.frame_model import FrameModelConfig
+from ser_train.metrics import pooled_f1
 
 
 def figures_headline(report: dict) -> str:
@@ -134,7 +135,7 @@ def write_report(card_path: Path, out: Path) -> Path:
         _plot_confusion(np.array(stream[mode]["confusion"]), labels,
                         f"{'adapted' if mode == 'adapt' else 'cold'}: UAR {stream[mode]['uar']:.3f}",
                         out / f"confusion_{mode}.png")
-    f1 = {mode: [_f1(np.array(stream[mode]["confusion"]), i) for i in range(len(labels))] for mode in ("adapt", "cold")}
+    f1 = {mode: pooled_f1(stream[mode]) for mode in ("adapt", "cold")}
     _plot_bars(labels, {"adapted": f1["adapt"], "cold": f1["cold"]}, "per-class F1 (streaming CV)", "F1",
                out / "per_class_f1.png")
     search = metrics["model_search"]
@@ -295,9 +296,3 @@ def figure(value: float | None, spec: str = "") -> str:
     """A figure formatted with ``spec``, or n/a where there is none (no gender head, no gender labels)."""
     return "n/a" if value is None else format(value, spec)
 
-
-def _f1(confusion: np.ndarray, i: int) -> float:
-    tp = confusion[i, i]
-    precision = tp / max(confusion[:, i].sum(), 1)
-    recall = tp / max(confusion[i].sum(), 1)
-    return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0

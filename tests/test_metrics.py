@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from ser_train.metrics import by_session_position, emotion_report, gender_accuracy, pooled, pooled_by_position
+from ser_train.metrics import (by_session_position, emotion_report, gender_accuracy, pooled, pooled_by_position,
+                               pooled_f1)
 
 LABELS = ("neutral", "happy", "sad")
 
@@ -38,6 +39,7 @@ def test_pooled_folds_equal_one_report_over_all_clips_with_silent_clips_as_error
     assert pool["uar"] == whole["uar"]
     assert pool["accuracy"] == whole["accuracy"]
     assert pool["per_class_recall"] == {label: whole["per_class"][label]["recall"] for label in LABELS}
+    assert pooled_f1(pool) == pytest.approx([whole["per_class"][label]["f1"] for label in LABELS], abs=1e-3)  # the report's
     assert abs(pool["gender_accuracy"] - whole["gender_accuracy"]) < 1e-4  # fold figures are rounded to 1e-4
 
 
