@@ -68,6 +68,16 @@ def band_arg(text: str) -> tuple[float, float]:
                                          f"{DEFAULT_SPEC.sample_rate // 2} (e.g. 300-3400), got {text!r}") from None
 
 
+def seed_arg(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number, got {text!r}")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-train", description="Train and evaluate speech emotion models.")
     parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS,
@@ -134,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weight, in windows, of the population prior on each session's feature variance: a variance "
                           f"from a few windows is noisier than a mean (default: the mean's prior, "
                           f"{AdaptConfig.prior_windows:g} windows; not in the shipped models: see the README)")
-    fit.add_argument("--seed", type=int, default=0,
+    fit.add_argument("--seed", type=seed_arg, default=0,
                      help="seed of every random choice: session orders, classifier and CNN training, and the streaming CV's "
                           "clip order (default 0)")
 
@@ -147,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode = ev.add_mutually_exclusive_group()
     mode.add_argument("--adapt", dest="adapt", action="store_true", default=True, help="one session per speaker (default)")
     mode.add_argument("--no-adapt", dest="adapt", action="store_false", help="reset state before every clip")
-    ev.add_argument("--seed", type=int,
+    ev.add_argument("--seed", type=seed_arg,
                     help="seed of the within-speaker clip order (default 0; with --held-out, the fit's seed)")
     ev.add_argument("--gain-db", type=float, default=0.0,
                     help="play every clip this many dB louder (negative: quieter), clipped at full scale (default 0)")

@@ -149,6 +149,18 @@ def test_a_bad_search_setting_is_one_line_before_the_corpus_is_read(tmp_path, ca
     assert err.count("\n") == 1 and message in err
 
 
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+@pytest.mark.parametrize("seed", ["-1", "x"])
+def test_a_seed_below_0_is_a_usage_error_before_the_corpus_is_read(tmp_path, capsys, command, seed):
+    """It used to fail after the corpus scan, with numpy's message that did not name --seed."""
+    args = {"fit": ["--corpus", f"folder={tmp_path}"],
+            "evaluate": ["--model", "ser-ravdess", "--corpus", "folder", "--data", str(tmp_path)]}[command]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([command, *args, "--seed", seed])
+    assert stopped.value.code == 2
+    assert f"argument --seed: expected 0 or a positive whole number, got '{seed}'" in capsys.readouterr().err
+
+
 def test_a_report_without_a_model_card_is_one_line(tmp_path, capsys):
     assert cli.main(["report", "--model", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
