@@ -15,7 +15,7 @@ from realtime.scorer import Scorer
 from realtime.sources import DEFAULT_BLOCK, FileSource, SourceError
 from ser_train.corpora import Clip
 from ser_train.dataset import played
-from ser_train.metrics import by_session_position, emotion_report, gender_accuracy
+from ser_train.metrics import by_session_position, clip_probabilities, emotion_report, gender_accuracy
 from ser_train.noise import Noise, Room, speaker_levels
 from ser_train.progress import progress_bar
 from ser_train.sessions import GENDERS
@@ -34,10 +34,11 @@ def clip_probs(pipeline: Pipeline, path: Path, gain_db: float = 0.0, noise: Nois
     segments = [e for e in events if e.type == "segment"]
     if not segments:
         return None
-    weights = np.array([e.end - e.start for e in segments], dtype=np.float64)
+    durations = np.array([e.end - e.start for e in segments], dtype=np.float64)
     emotion = np.array([list(e.emotion_probs.values()) for e in segments])
     gender = np.array([[e.gender_probs.get(g, np.nan) for g in GENDERS] for e in segments])
-    return weights @ emotion / weights.sum(), weights @ gender / weights.sum()
+    _, (clip,) = clip_probabilities(np.hstack((emotion, gender)), np.zeros(len(segments), dtype=int), durations)
+    return clip[:emotion.shape[1]], clip[emotion.shape[1]:]
 
 
 def session_order(clips: list[Clip], seed: int) -> list[list[Clip]]:

@@ -57,6 +57,21 @@ def bursts(rate: int = 16000, total_s: float = 6.0, spans: tuple[tuple[float, fl
 
 
 @pytest.fixture
+def clip_conditions(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """What ``evaluate`` hands each clip's replay (gain, noise, line, room), one dict per clip, in order."""
+    from ser_train import evaluate
+
+    seen, replay = [], evaluate.clip_probs
+
+    def spy(pipeline, path, gain_db=0.0, noise=None, line=None, room=None):
+        seen.append({"gain_db": gain_db, "noise": noise, "line": line, "room": room})
+        return replay(pipeline, path, gain_db, noise, line, room)
+
+    monkeypatch.setattr(evaluate, "clip_probs", spy)
+    return seen
+
+
+@pytest.fixture
 def burst_file(tmp_path: Path) -> Path:
     """A 16 kHz WAV with three bursts, for CLI-level tests."""
     path = tmp_path / "bursts.wav"

@@ -104,13 +104,14 @@ def test_extraction_hears_copies_through_the_band_and_caches_them_apart(tmp_path
     np.testing.assert_array_equal(again.vectors, phone.vectors)
 
 
-def test_evaluate_can_play_a_corpus_through_a_phone_line(tmp_path, tiny_model, capsys):
+def test_evaluate_can_play_a_corpus_through_a_phone_line(tmp_path, tiny_model, clip_conditions):
     data = small_corpus(tmp_path / "src")
     out = tmp_path / "phone.json"
     assert cli.main(["evaluate", "--model", str(tiny_model), "--corpus", "folder", "--data", str(data),
                      "--band", "300-3400", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["band_hz"] == [300.0, 3400.0] and report["n"] == 2
+    assert [(c["line"].low_hz, c["line"].high_hz) for c in clip_conditions] == [(300.0, 3400.0)] * 2  # each clip hears it
 
 
 @pytest.mark.parametrize("text", ["3400-300", "300", "300-9000", "low-high"])

@@ -146,13 +146,14 @@ def test_played_mixes_noise_over_the_whole_clip_in_blocks(tmp_path: Path):
     np.testing.assert_array_equal(np.concatenate(blocks), noise.mix(at_level(clean, 6.0), 6.0))
 
 
-def test_evaluate_records_the_noise_it_replayed(tmp_path: Path, tiny_model):
+def test_evaluate_records_the_noise_it_replayed(tmp_path: Path, tiny_model, clip_conditions):
     root = tmp_path / "corpus" / "angry"
     root.mkdir(parents=True)
     sf.write(root / "s1_a.wav", bursts(total_s=2.0, spans=((0.4, 1.6, "noise"),)), 16000)
     clips = [Clip(root / "s1_a.wav", "angry", "s1", None, "folder")]
     report = evaluate(Scorer(tiny_model, DEFAULT_SPEC), clips, adapt=False, progress=False, noise=(0.0, 2.0))
     assert report["noise"] == {"snr_db": 0.0, "exponent": 2.0} and report["n"] == 1
+    assert [(c["noise"].snr_db, c["noise"].exponent) for c in clip_conditions] == [(0.0, 2.0)]   # and replayed it
 
 
 def test_non_finite_snr_is_one_line(tmp_path, tiny_model, capsys):

@@ -47,7 +47,7 @@ def test_played_hears_the_room_before_the_level_and_the_noise(tmp_path: Path):
     np.testing.assert_array_equal(np.concatenate(blocks), noise.mix(at_level(heard, 6.0), 6.0))
 
 
-def test_evaluate_plays_each_clip_in_its_room_and_records_it(tmp_path: Path, tiny_model):
+def test_evaluate_plays_each_clip_in_its_room_and_records_it(tmp_path: Path, tiny_model, clip_conditions):
     root = tmp_path / "corpus" / "angry"
     root.mkdir(parents=True)
     sf.write(root / "s1_a.wav", bursts(total_s=3.0, spans=((0.4, 2.4, "speechlike"),)), RATE)
@@ -61,6 +61,7 @@ def test_evaluate_plays_each_clip_in_its_room_and_records_it(tmp_path: Path, tin
     near = evaluate(scorer, clips, adapt=False, progress=False, reverb_s=0.6, drr_db=12.0)
     assert near["drr_db"] == 12.0 and report["drr_db"] == 0.0
     assert "room RT60 0.6 s, DRR +12 dB" in figures_headline(near)
+    assert [(c["room"].rt60_s, c["room"].drr_db) for c in clip_conditions] == [(0.6, 0.0), (0.6, 12.0)]
     closer = clip_probs(Pipeline(scorer), clips[0].path, room=Room(0.6, seed=0, drr_db=12.0))
     assert np.abs(dry[0] - closer[0]).max() < np.abs(dry[0] - wet[0]).max()   # a closer microphone hears less echo
 
