@@ -142,17 +142,16 @@ class SoakReport:
         return None if self.rss_warm_mb is None else self.rss_end_mb - self.rss_warm_mb
 
 
-def soak(total_s: float, clips: list[Path], warmup_s: float, model: Path = DEFAULT_MODEL,
-         stats_every_s: float = 60.0, seed: int = 0) -> SoakReport:
+def soak(total_s: float, clips: list[Path], warmup_s: float) -> SoakReport:
     """Stream ``total_s`` seconds of clips and pauses through ``ser``'s runner and measure it."""
-    scorer = Scorer(model, DEFAULT_SPEC)
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
     card = scorer.card
-    source = SpeechStream(clips, total_s, card.spec.sample_rate, seed=seed)
+    source = SpeechStream(clips, total_s, card.spec.sample_rate)
     monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels),
                       card.spec.sample_rate)
     probe = MemoryProbe(warmup_s)
     began = time.perf_counter()
-    run(source, Pipeline(scorer), [probe], monitor, stats_every_s=stats_every_s)
+    run(source, Pipeline(scorer), [probe], monitor)
     audio_s = probe.last_stats["end_s"]
     return SoakReport(audio_s=audio_s, wall_s=time.perf_counter() - began, clips=source.clips_played,
                       rss_warm_mb=probe.rss_warm_mb,

@@ -44,15 +44,12 @@ class VirtualMic:
     rate: int
     env: dict[str, str]
 
-    def play(self, path: str | Path, wait: bool = True, latency_ms: int = 100) -> subprocess.Popen:
-        """Play a file into the sink; block until it has played unless ``wait`` is False."""
-        player = subprocess.Popen(["paplay", f"--latency-msec={latency_ms}", "-d", self.sink, str(path)],
-                                  env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if wait:
-            _, err = player.communicate()
-            if player.returncode != 0:
-                raise RuntimeError(f"paplay {path} failed: {err.strip()}")
-        return player
+    def play(self, path: str | Path) -> None:
+        """Play a file into the sink, and return once it has played."""
+        player = subprocess.run(["paplay", "--latency-msec=100", "-d", self.sink, str(path)],
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if player.returncode != 0:
+            raise RuntimeError(f"paplay {path} failed: {player.stderr.strip()}")
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 PORTAUDIO_HINT = "PortAudio library not found: install it (Debian/Ubuntu: apt install libportaudio2; macOS: brew install portaudio)"
 QUEUE_BLOCKS = 100            # bounded: 10 s of 100 ms blocks; beyond that blocks are dropped and counted
-STALL_TIMEOUTS = 30           # 0.1 s polls with no audio and an inactive stream before we call the device gone
+STALL_TIMEOUTS = 30           # 0.1 s polls with no audio before we call an active stream's device gone (an
+                              # inactive stream ends at its first empty poll)
 
 
 def import_sounddevice() -> ModuleType:

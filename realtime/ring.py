@@ -15,7 +15,7 @@ class RingBuffer:
     row_shape : tuple of int
         Shape of one row (``()`` for scalar samples).
     dtype : numpy dtype
-        Storage type, float32 for audio.
+        Storage type (the feature stream keeps its audio and frames as float64).
     """
 
     def __init__(self, capacity: int, row_shape: tuple[int, ...] = (), dtype: type = np.float32) -> None:

@@ -53,7 +53,6 @@ class SourceStats:
     dropped_blocks: int = 0
     overflows: int = 0
     nonfinite_samples: int = 0
-    peak: float = 0.0
 
 
 def to_mono_float(block: np.ndarray, stats: SourceStats) -> np.ndarray:

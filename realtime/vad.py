@@ -167,10 +167,6 @@ class Windower:
         self.announced = False
         self.next_update = 0
 
-    @property
-    def in_speech(self) -> bool:
-        return self.start is not None
-
     def push(self, decisions: np.ndarray) -> list[WindowEvent]:
         """Advance by one frame per decision; return the window events they cause."""
         events: list[WindowEvent] = []

@@ -1,4 +1,4 @@
-"""Candidate classifiers and the speaker-grouped model search."""
+"""Candidate classifiers (the families and their grids) that the speaker-grouped model search tries, and the gender head."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def figures_table(report: dict) -> Table:
 
 
 def _conditions(report: dict) -> list[str]:
-    """How the clips were played: the mode, then any level shift or noise."""
+    """How the clips were played: the mode, then any level shift, room, noise and phone band."""
     shown = ["adapted" if report["adapt"] else "cold"]
     if report.get("gain_db"):
         shown.append(f"{report['gain_db']:+g} dB")
@@ -230,7 +230,7 @@ def _resample_note(card: dict) -> str:
 
 
 def _level_note(stream: dict) -> str:
-    """The held-out clips' UAR when replayed quieter, louder and over noise, when the card records it."""
+    """The held-out clips' UAR when replayed quieter, louder, over noise and in rooms, when the card records it."""
     levels = stream.get("uar_at_level")
     if not levels:
         return ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -10,10 +12,13 @@ from benchmarks.fuzz_replay import MUTATORS, fuzz, mutate, replay_outcome, write
 CASES = 800
 
 
-def test_seed_files_replay_to_valid_output(tmp_path):
+def test_seed_files_replay_to_valid_output_with_speech(tmp_path):
+    """Speech in every seed, so the mutants exercise the scoring path, not only the no-speech one."""
     for path in write_seed_files(tmp_path):
         outcome = replay_outcome(path)
         assert outcome.kind == "output", (path.name, outcome.detail)
+        events = [json.loads(line) for line in path.with_name(path.name + ".jsonl").read_text().splitlines()]
+        assert any(e["type"] == "segment" for e in events), path.name
 
 
 @pytest.mark.parametrize("mutator", MUTATORS, ids=lambda m: m.__name__.strip("_"))
