@@ -177,7 +177,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
 def _cremad_genders(root: Path, csv_path: Path | None) -> dict[str, str | None]:
     """Actor id -> gender from ``VideoDemographics.csv`` (given, or found under ``root``)."""
     if csv_path is None:
-        found = sorted(p for p in root.rglob("*") if p.name.lower() == CREMAD_DEMOGRAPHICS.lower())
+        found = [p for p in walk_files(root) if p.name.lower() == CREMAD_DEMOGRAPHICS.lower() and p.is_file()]
         if not found:
             logger.info("no %s under %s: CREMA-D genders unknown", CREMAD_DEMOGRAPHICS, root)
             return {}
@@ -208,21 +208,25 @@ def _folder_speakers(root: Path, csv_path: Path | None) -> dict[str, tuple[str, 
     return table
 
 
-def _audio_files(root: Path) -> tuple[list[Path], list[Path]]:
-    """The ``.wav``/``.flac`` files under ``root``, and the links among them that lead nowhere; linked
-    folders are followed, each real folder once (so a link loop ends)."""
-    files, broken, seen = [], [], set()
+def walk_files(root: Path) -> list[Path]:
+    """Every file name under ``root`` (links to nothing included), sorted; linked folders are followed,
+    each real folder once (so a link loop ends)."""
+    paths, seen = [], set()
     for folder, subfolders, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             subfolders[:] = []
             continue
         seen.add(real)
-        for name in names:
-            path = Path(folder, name)
-            if path.suffix.lower() in AUDIO_SUFFIXES:
-                (files if path.is_file() else broken).append(path)
-    return sorted(files), sorted(broken)
+        paths += (Path(folder, name) for name in names)
+    return sorted(paths)
+
+
+def audio_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """The ``.wav``/``.flac`` files under ``root`` (see :func:`walk_files`), and the links among them that lead
+    nowhere."""
+    audio = [path for path in walk_files(root) if path.suffix.lower() in AUDIO_SUFFIXES]
+    return [path for path in audio if path.is_file()], [path for path in audio if not path.is_file()]
 
 
 def _guessed_speakers_problem(clips: list[Clip], root: Path) -> str | None:
@@ -299,7 +303,7 @@ def scan_corpus(kind: str, root: str | Path, *,
         raise CorpusError(f"corpus root {root} does not exist")
     if not root.is_dir():
         raise CorpusError(f"corpus root {root} is not a directory")
-    audio, broken = _audio_files(root)
+    audio, broken = audio_files(root)
     if not audio:
         raise CorpusError(f"no .wav or .flac files under {root}" + (f" ({len(broken)} broken links)" if broken else ""))
     csv_path = None if speakers_csv is None else Path(speakers_csv).expanduser()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from realtime.features import DEFAULT_SPEC
 from realtime.scorer import Scorer
+from realtime.sources import sound_path
 from ser_train import cli
 from ser_train.corpora import scan_corpus
 from ser_train.dataset import rate_range
@@ -78,6 +84,91 @@ def test_resample_refuses_to_overwrite_or_copy_nothing_in_one_line(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
     assert not target.exists() or [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+def test_an_empty_mount_point_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    source, target = small_corpus(tmp_path / "src"), tmp_path / "mnt"
+    target.mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == target)   # the copy could not be renamed there
+    assert cli.main(["resample", str(source), str(target), "--rate", "8000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a mount point; give a new folder inside it" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt", "src"] and not any(target.iterdir())
+
+
+def test_linked_folders_are_copied_as_the_corpus_scan_follows_them(tmp_path, capsys):
+    source, target = small_corpus(tmp_path / "src"), tmp_path / "dst"
+    sad = tmp_path / "elsewhere" / "sad"
+    sad.mkdir(parents=True)
+    shutil.copy(source / "angry" / "s1_a.wav", sad / "s1_b.wav")
+    (sad / "notes.txt").write_text("linked")
+    (source / "sad").symlink_to(sad)
+    (source / "angry" / "loop").symlink_to(source)   # a link loop ends
+    with (source / "speakers.csv").open("a") as csv:
+        csv.write("sad/s1_b.wav,s1\n")
+    assert cli.main(["resample", str(source), str(target), "--rate", "8000"]) == 0
+    copied = sorted(p.relative_to(target) for p in target.rglob("*.wav"))
+    assert copied == [c.path.relative_to(source) for c in scan_corpus("folder", source).clips]
+    assert copied == [Path("angry/s1_a.wav"), Path("angry/s2_a.wav"), Path("sad/s1_b.wav")]
+    assert (target / "sad" / "notes.txt").read_text() == "linked"
+    (source / "angry" / "s3_a.wav").symlink_to(tmp_path / "gone.wav")
+    capsys.readouterr()
+    assert cli.main(["resample", str(source), str(tmp_path / "dst2"), "--rate", "8000"]) == 1
+    err = "".join(capsys.readouterr().err.split())
+    assert "s3_a.wav:alinktonothing" in err and "wrote3audiofiles" in err and "1failed" in err
+
+
+def test_a_rate_flac_cannot_hold_is_refused_before_anything_is_written(tmp_path, capsys):
+    from ser_train.resample import resample_corpus
+
+    source = small_corpus(tmp_path / "src")
+    samples, rate = sf.read(source / "angry" / "s1_a.wav")
+    sf.write(source / "angry" / "s3_a.flac", samples, rate)
+    assert cli.main(["resample", str(source), str(tmp_path / "dst"), "--rate", "700000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "above FLAC's limit of 655350 Hz" in err and len(err.splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]
+    (source / "angry" / "s3_a.flac").unlink()
+    assert resample_corpus(source, tmp_path / "dst", 700000) == (2, [])   # WAV holds it
+    assert sf.info(tmp_path / "dst" / "angry" / "s1_a.wav").samplerate == 700000
+
+
+def test_a_file_name_that_is_not_utf8_is_resampled_like_any_other(tmp_path, capsys):
+    source, target = small_corpus(tmp_path / "src"), tmp_path / "dst"
+    odd = Path(os.fsdecode(b"caf\xfe"), os.fsdecode(b"s3_caf\xff.wav"))
+    (source / odd.parent).mkdir()
+    shutil.copy(source / "angry" / "s1_a.wav", source / odd)
+    (source / odd.parent / "notes.txt").write_text("odd")
+    assert cli.main(["resample", str(source), str(target), "--rate", "8000"]) == 0
+    assert "wrote 3 audio files" in " ".join(capsys.readouterr().err.split())
+    info = sf.info(sound_path(target / odd))
+    assert (info.samplerate, info.channels) == (8000, 1)
+    assert (target / odd.parent / "notes.txt").read_text() == "odd"
+
+
+@pytest.mark.parametrize("abort, code", [(KeyboardInterrupt(), 130), (OSError(errno.ENOSPC, "No space left"), 2)])
+@pytest.mark.parametrize("given_empty", [False, True])
+def test_an_abort_leaves_no_partial_copy_and_a_rerun_works(tmp_path, monkeypatch, capsys, abort, code, given_empty):
+    from ser_train import resample
+
+    source, target = small_corpus(tmp_path / "src"), tmp_path / "out" / "dst"
+    if given_empty:
+        target.mkdir(parents=True)
+    decode = resample.FileSource
+
+    def second_file_aborts(path, *args, **kwargs):
+        if path.name == "s2_a.wav":
+            raise abort
+        return decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(resample, "FileSource", second_file_aborts)
+    assert cli.main(["resample", str(source), str(target), "--rate", "8000"]) == code
+    assert [p.name for p in (tmp_path / "out").iterdir()] == (["dst"] if given_empty else [])
+    assert not given_empty or not any(target.iterdir())
+    monkeypatch.undo()
+    assert cli.main(["resample", str(source), str(target), "--rate", "8000"]) == 0
+    assert sorted(p.name for p in target.rglob("*")) == ["angry", "s1_a.wav", "s2_a.wav", "speakers.csv"]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["dst"]
 
 
 def test_a_card_flags_input_narrower_than_its_training_audio(tiny_model):
