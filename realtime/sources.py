@@ -68,8 +68,9 @@ def to_mono_float(block: np.ndarray, stats: SourceStats) -> np.ndarray:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (libsndfile messages can span lines)."""
-    text = str(exc).strip()
+    """The first line of an exception's message (libsndfile messages can span lines); of libsndfile's, only its
+    reason: the path it prefixes is the one we were given as bytes, shown as ``b'...'``."""
+    text = str(getattr(exc, "error_string", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -186,11 +186,14 @@ def extract(clips: list[Clip], spec: FeatureSpec, vad: VadConfig = VadConfig(), 
     jobs = [(clip.path, spec, vad, factor, gain, background, band_hz, echo, cache_dir)
             for clip, factor, gain, background, echo in copies]
     results: list[ClipWindows] = []
+    unreadable: set[Path] = set()
     with progress_bar("features") as progress, ProcessPoolExecutor(workers, worker_context()) as pool:
         task = progress.add_task("features", total=len(jobs))
         for (clip, factor, gain, background, echo), result in zip(copies, pool.map(_cached_windows, jobs, chunksize=8)):
             if isinstance(result, str):
-                log.warning("skipped %s: %s", clip.path, result)
+                if clip.path not in unreadable:        # once, not once per voice copy
+                    log.warning("skipped %s", result)   # the message starts with the path
+                    unreadable.add(clip.path)
                 result = (np.zeros((0, spec.dim)), np.zeros(0), ())
             results.append(ClipWindows(clip, *result, factor=factor, gain_db=gain, noise=background, room=echo))
             progress.advance(task)

@@ -64,3 +64,15 @@ def test_voice_copies_are_their_own_sessions_and_a_clips_windows_stay_in_order()
         for c in np.unique(table.clip[order]):
             rows = order[table.clip[order] == c]
             assert rows.tolist() == sorted(rows.tolist())
+
+
+def test_an_unreadable_clip_is_warned_about_once_and_kept_with_no_windows(tmp_path: Path, caplog):
+    """Not once per voice copy (27 lines for 3 files), and the reason names the file once."""
+    path = tmp_path / "junk.wav"
+    path.write_bytes(b"RIFF" + bytes(range(200)))
+    clip = Clip(path, "angry", "s1", None, "folder")
+    with caplog.at_level("WARNING", logger="ser_train.dataset"):
+        results = extract([clip], DEFAULT_SPEC, factors=(1.0, 0.9, 1.1), cache_dir=None, workers=1)
+    assert [len(r.durations_s) for r in results] == [0, 0, 0]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and warnings[0].startswith(f"skipped {path}: ") and warnings[0].count(str(path)) == 1
