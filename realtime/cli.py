@@ -48,23 +48,30 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-adapt", action="store_true",
                        help="no online speaker adaptation: each window normalised on its own (the cold figures)")
 
-    live = commands.add_parser("live", help="listen to a microphone until Ctrl-C")
+    live = commands.add_parser("live", help="listen to a microphone until Ctrl-C",
+                               description="Listen to a microphone and score each window of speech, until Ctrl-C, q "
+                                           "(dashboard) or SIGTERM.")
     live.add_argument("--device", help="input device index or a substring of its name (see `ser devices`)")
     live.add_argument("--model", type=model_path, default=DEFAULT_MODEL, help=MODEL_HELP)
     add_output_flags(live)
 
-    replay = commands.add_parser("replay", help="replay an audio file (wav, flac, ogg, aiff; any rate or channels)")
+    replay = commands.add_parser("replay", help="replay an audio file (wav, flac, ogg, aiff; any rate or channels)",
+                                 description="Replay an audio file (wav, flac, ogg, aiff; any rate or channels) through "
+                                             "the engine, paced as a microphone would deliver it unless --speed says "
+                                             "otherwise.")
     replay.add_argument("path", type=audio_path)
     replay.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 4 = 4x, 0 = as fast as possible")
     replay.add_argument("--chunk", type=int, default=DEFAULT_BLOCK, help=f"block size in samples (default {DEFAULT_BLOCK})")
     replay.add_argument("--model", type=model_path, default=DEFAULT_MODEL, help=MODEL_HELP)
     add_output_flags(replay)
 
-    demo = commands.add_parser("demo", help="replay the bundled recording of emotional speech")
+    demo = commands.add_parser("demo", help="replay the bundled recording of emotional speech",
+                               description="Replay the bundled recording of emotional speech: no microphone needed.")
     demo.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 0 = as fast as possible")
     add_output_flags(demo)
 
-    commands.add_parser("devices", help="list audio input devices")
+    commands.add_parser("devices", help="list audio input devices",
+                        description="List the audio input devices, for --device (its number or part of its name).")
     return parser
 
 

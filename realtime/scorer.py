@@ -171,8 +171,10 @@ class Scorer:
         if model_path.exists() and (model_path.is_dir() or model_path.suffix.lower() not in (".onnx", ".json")):
             raise ModelError(f"--model {model_path} is not a model; pass a model .onnx (its .json card beside it) "
                              f"or a shipped model's name")
-        if model_path.suffix.lower() != ".onnx":
+        if model_path.suffix.lower() == ".json":
             model_path = model_path.with_suffix(".onnx")
+        elif model_path.suffix.lower() != ".onnx":     # a path without suffix: models/model-v1.5 keeps its .5
+            model_path = model_path.with_name(model_path.name + ".onnx")
         if not model_path.is_file():
             if model_path.parent == Path("."):   # a bare name: most likely a mistyped shipped one
                 shipped = ", ".join(sorted(path.stem for path in SHIPPED_MODELS.glob("*.onnx")))

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import tempfile
 import warnings
@@ -68,6 +69,14 @@ def band_arg(text: str) -> tuple[float, float]:
                                          f"{DEFAULT_SPEC.sample_rate // 2} (e.g. 300-3400), got {text!r}") from None
 
 
+def model_out(text: str) -> Path:
+    """--out: the model's path without suffix; a trailing .onnx or .json is dropped."""
+    path = Path(text)
+    if not text.strip() or text.endswith(("/", os.sep)) or path.name in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(f"expected the model's path without suffix (e.g. models/NAME), got {text!r}")
+    return path.with_suffix("") if path.suffix.lower() in (".onnx", ".json") else path
+
+
 def seed_arg(text: str) -> int:
     try:
         seed = int(text)
@@ -96,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--speakers", type=speakers_arg, action="append", default=[], metavar="KIND=CSV",
                      help=SPEAKERS_HELP + "; as cremad=CSV or folder=CSV")
     fit.add_argument("--emotions", help="comma-separated subset of labels, at least two (default: all present)")
-    fit.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output path without suffix (default {DEFAULT_OUT})")
+    fit.add_argument("--out", type=model_out, default=DEFAULT_OUT, help=f"output path without suffix (default {DEFAULT_OUT})")
     fit.add_argument("--families", default="logreg,svc,mlp,hgb",
                      help="comma-separated classifier families to search, from logreg, svc, mlp and hgb "
                           "(default: all four)")
@@ -148,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seed of every random choice: session orders, classifier and CNN training, and the streaming CV's "
                           "clip order (default 0)")
 
-    ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it")
+    ev = commands.add_parser("evaluate", help="replay a corpus through the streaming pipeline and score it",
+                             description="Replay every clip of a corpus through the pipeline `ser replay` uses (VAD "
+                                         "windows, features, adaptation, ONNX scoring) and score the clips' decisions.")
     ev.add_argument("--model", required=True, help="model .onnx, or a shipped model's name")
     ev.add_argument("--corpus", required=True, type=str.lower,
                     help="corpus kind: ravdess, tess, emodb, cremad, savee or folder")
@@ -177,12 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only the speakers a fold model kept by `ser-train fit --keep-folds` was tested on")
     ev.add_argument("--json", type=Path, help="write the figures as JSON here")
 
-    rep = commands.add_parser("report", help="markdown report with plots from a model card")
+    rep = commands.add_parser("report", help="markdown report with plots from a model card",
+                              description="Write a markdown report with PNG plots (confusion matrices, per-class F1, "
+                                          "classifier comparison, gender accuracy) from a model's card.")
     rep.add_argument("--model", required=True, help="model .onnx or its .json card, or a shipped model's name")
     rep.add_argument("--out", type=Path, required=True, help="folder for report.md and PNGs")
 
     res = commands.add_parser("resample", help="copy a corpus with every audio file at another sample rate "
-                                               "(e.g. 8000 for telephone-band audio)")
+                                               "(e.g. 8000 for telephone-band audio)",
+                              description="Copy a corpus, same tree and file names, with every audio file as 16-bit "
+                                          "mono at another sample rate (e.g. 8000 for telephone-band audio).")
     res.add_argument("source", type=Path, help="corpus root folder")
     res.add_argument("target", type=Path, help="new folder: same tree and names, audio as 16-bit mono at --rate")
     res.add_argument("--rate", type=int, required=True, help="sample rate in Hz")
@@ -203,6 +218,17 @@ def check_writable(path: Path, flag: str, folder: bool = False) -> None:
             pass
     except OSError as exc:
         raise ValueError(f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def check_not_an_input(path: Path, inputs: tuple[Path, ...], data: Path) -> None:
+    """Refuse an output ``path`` that would overwrite one of ``inputs`` or a file of the corpus under ``data``."""
+    from realtime.sinks import same_file
+
+    clash = next((p for p in inputs if same_file(path, p)), None)
+    if clash is None and path.is_file() and path.resolve().is_relative_to(data.resolve()):
+        clash = path
+    if clash is not None:
+        raise ValueError(f"--json {path} would overwrite {clash}, an input of this run; choose another path")
 
 
 @contextmanager
@@ -229,11 +255,12 @@ def convergence_warnings_counted() -> Iterator[list[str]]:
 def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: bool = True,
              speakers: dict[str, Path] | None = None):
     """The clips of every ``(kind, root)``, with each corpus's summary and first rejects printed, and the
-    number of files rejected in all; ``speakers`` maps a kind to its ``--speakers`` CSV."""
+    number of files rejected in all; ``speakers`` maps a kind to its ``--speakers`` CSV. A file that an
+    earlier root already gave (the same corpus twice, or a root inside another) is counted once."""
     from ser_train.corpora import CREMAD_DEMOGRAPHICS, scan_corpus, summarize
 
     speakers = speakers or {}
-    clips, rejected = [], 0
+    clips, rejected, seen = [], 0, set()
     for kind, root in specs:
         scan = scan_corpus(kind, root, speakers_csv=speakers.get(kind), need_speakers=need_speakers)
         rejected += len(scan.rejected)
@@ -243,12 +270,18 @@ def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: boo
                           f"give the file with --speakers", soft_wrap=True)
         for path, reason in scan.rejected[:5]:
             console.print(f"  rejected {path}: {reason}", soft_wrap=True)
-        clips.extend(scan.clips)
+        new = [clip for clip in scan.clips if clip.path.resolve() not in seen]
+        if len(new) < len(scan.clips):
+            console.print(f"  {len(scan.clips) - len(new)} of them already given by an earlier --corpus: counted once",
+                          soft_wrap=True)
+        seen.update(clip.path.resolve() for clip in new)
+        clips.extend(new)
     return clips, rejected
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from ser_train.corpora import LABELS
+    from ser_train.export import model_files
     from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, REVERB_COPY_RT60_S, FitConfig, fit_model
     from ser_train.models import candidates
 
@@ -268,8 +301,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         if getattr(args, flag) and args.no_frame_model:
             raise ValueError(f"--{flag.replace('_', '-')} changes how the frame CNN trains; "
                              "it cannot go with --no-frame-model")
-    for suffix in (".onnx", ".json"):
-        check_writable(args.out.with_suffix(suffix), "--out")
+    for path in model_files(args.out):
+        check_writable(path, "--out")
     for flag, folder in (("--report", args.report), ("--keep-folds", args.keep_folds)):
         if folder:
             check_writable(folder, flag, folder=True)
@@ -278,6 +311,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     present = {c.label for c in clips}
     if args.emotions:
         wanted = {e.strip().lower() for e in args.emotions.split(",")} - {""}
+        if not wanted:
+            raise ValueError(f"--emotions {args.emotions!r} names no emotion; give a list such as angry,happy,neutral,sad")
         unknown = sorted(wanted - present)
         if unknown:
             raise ValueError(f"--emotions {','.join(unknown)} not present in the corpora ({', '.join(sorted(present))})")
@@ -310,7 +345,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     if unconverged:
         console.print(f"note: {len(unconverged)} classifier fits stopped at their iteration limit before converging "
                       f"(scikit-learn's ConvergenceWarning, first: {unconverged[0]}); the figures measure them as they are")
-    console.print(f"wrote {args.out.with_suffix('.onnx')} and {args.out.with_suffix('.json')}")
+    console.print("wrote {} and {}".format(*model_files(args.out)))
     from ser_train.report import figure, write_report
 
     stream = card["metrics"].get("streaming_cv")
@@ -318,7 +353,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         console.print(f"streaming CV: UAR adapted {stream['adapt']['uar']:.3f}, cold {stream['cold']['uar']:.3f}, "
                       f"gender {figure(stream['adapt']['gender_accuracy'])}")
     if args.report:
-        console.print(f"report: {write_report(args.out.with_suffix('.json'), args.report)}")
+        console.print(f"report: {write_report(model_files(args.out)[1], args.report)}")
     return 0
 
 
@@ -348,6 +383,8 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         check_writable(args.json, "--json")
     speakers = speakers_by_kind([args.corpus], [(args.corpus, args.speakers)] if args.speakers else [])
     scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
+    if args.json:
+        check_not_an_input(args.json, (scorer.path, scorer.card_path, *speakers.values()), args.data)
     held = held_out_speakers(scorer, args.model) if args.held_out else None
     seed = args.seed if args.seed is not None else fit_seed(scorer) if held is not None else 0
     try:

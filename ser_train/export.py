@@ -131,10 +131,15 @@ def flush_subnormals(model: onnx.ModelProto) -> int:
     return flushed
 
 
+def model_files(out: Path) -> tuple[Path, Path]:
+    """``out.onnx`` and ``out.json``: suffixes added to ``out``'s whole name (``model-v1.5`` keeps its ``.5``)."""
+    return out.with_name(out.name + ".onnx"), out.with_name(out.name + ".json")
+
+
 def write_model(out: Path, model: onnx.ModelProto, card: dict) -> tuple[Path, Path]:
     """Write ``out.onnx`` and ``out.json``, the card (updated in place) with the graph's checksum; return both paths."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx_path, card_path = out.with_suffix(".onnx"), out.with_suffix(".json")
+    onnx_path, card_path = model_files(out)
     graph = model.SerializeToString()
     card["onnx_sha256"] = onnx_digest(graph)
     onnx_path.write_bytes(graph)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import platform
 import tempfile
 import zlib
@@ -26,7 +27,7 @@ from realtime.vad import VadConfig
 from ser_train.corpora import Clip
 from ser_train.dataset import extract, rate_range
 from ser_train.evaluate import evaluate
-from ser_train.export import check_equality, merge_heads, write_model
+from ser_train.export import check_equality, merge_heads, model_files, write_model
 from ser_train.frame_model import (TORCH_HINT, FrameMember, FrameModelConfig, averaging_text, masks_text,
                                    torch_available)
 from ser_train.kernels import blas_pools, unpinned_warning
@@ -444,16 +445,22 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     if fit.streaming_cv:
         metrics["streaming_cv"] = streaming_cv(clips, table, fit, splits, labels, corpora, console, rate, gender_table,
                                                keep_folds)
-    model = _export(out, table, best, fit, labels, corpora, metrics, rate, gender_table)
-    if model.member is None:
-        diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:500])
-    else:
-        sample = table.subset(np.arange(min(50, len(model.z))))
-        frames, _ = normalized_inputs(sample, sample.frames, model.member.adapter, "cold")
-        diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:len(frames)], model.member, frames)
-    model.card["metrics"]["onnx_max_abs_diff"] = diff
-    model.card["metrics"]["model_bytes"] = model.onnx_path.stat().st_size
-    write_model(out, model.graph, model.card)   # again, now that the card holds the equality figure
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as staging:
+        # a model already at ``out`` stays until the new one has passed its check
+        model = _export(Path(staging) / out.name, table, best, fit, labels, corpora, metrics, rate, gender_table)
+        if model.member is None:
+            diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:500])
+        else:
+            sample = table.subset(np.arange(min(50, len(model.z))))
+            frames, _ = normalized_inputs(sample, sample.frames, model.member.adapter, "cold")
+            diff = check_equality(model.onnx_path, model.emotion, model.gender, model.z[:len(frames)], model.member,
+                                  frames)
+        model.card["metrics"]["onnx_max_abs_diff"] = diff
+        model.card["metrics"]["model_bytes"] = model.onnx_path.stat().st_size
+        staged = write_model(Path(staging) / out.name, model.graph, model.card)   # the card now holds the check
+        for path, final in zip(staged, model_files(out)):
+            os.replace(path, final)
     return model.card
 
 
@@ -517,7 +524,8 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
             if exported.gender is None and len(np.unique(table.gender[table.gender >= 0])) == 2:
                 console.print(f"  [yellow]warning:[/] fold {k + 1}'s training speakers are not of both known genders, "
                               f"so its model has no gender head and its held-out speakers add nothing to the "
-                              f"streaming CV's gender accuracy (more speakers or fewer --folds mix them)")
+                              f"streaming CV's gender accuracy (more speakers{' or fewer --folds' if len(splits) > 2 else ''} "
+                              f"mix them)")
             path = exported.onnx_path
             folds.append(replay_fold(Scorer(path, DEFAULT_SPEC), [c for c in clips if c.speaker in held], fit.seed))
             console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): UAR adapted "

@@ -124,7 +124,12 @@ def write_report(card_path: Path, out: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    card = json.loads(card_path.read_text())
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{card_path} is not JSON ({exc}), so not a model card") from None
+    if not isinstance(card, dict) or not isinstance(card.get("metrics"), dict):
+        raise ValueError(f"{card_path} is not a model card: it has no metrics")
     metrics = card["metrics"]
     stream = metrics.get("streaming_cv")
     if not stream:

@@ -33,8 +33,17 @@ class WindowTable:
 
 
 def window_table(clips: list[ClipWindows], labels: tuple[str, ...]) -> WindowTable:
-    """Flatten clips into window rows, keeping only clips whose label is in ``labels``."""
+    """Flatten clips into window rows, keeping only clips whose label is in ``labels``; a ValueError names
+    the labels none of whose clips holds a window of speech (the model could not learn them)."""
     keep = [(i, c) for i, c in enumerate(clips) if c.clip.label in labels and len(c.durations_s)]
+    heard = {c.clip.label for _, c in keep}
+    silent = [label for label in labels if label not in heard]
+    if len(silent) == len(labels):
+        raise ValueError("no clip holds speech that the VAD finds: check the recordings' level (is it silence?)")
+    if silent:
+        raise ValueError(f"no clip labelled {', '.join(silent)} holds speech that the VAD finds, so the model could "
+                         f"not learn {'it' if len(silent) == 1 else 'them'}: check those recordings, or leave "
+                         f"{'it' if len(silent) == 1 else 'them'} out with --emotions")
     counts = [len(c.durations_s) for _, c in keep]
     gender_index = {g: i for i, g in enumerate(GENDERS)}
     frames = np.empty(sum(counts), dtype=object)

@@ -13,7 +13,7 @@ from ser_train import cli
 from ser_train.corpora import scan_corpus
 from ser_train.evaluate import evaluate, session_order
 from ser_train.frame_model import torch_available
-from tests.conftest import SHARED_RAVDESS, bursts
+from tests.conftest import SHARED_RAVDESS, bursts, copy_model
 
 RATE = 16000
 
@@ -167,6 +167,17 @@ def test_a_report_without_a_model_card_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "no model card at" in err and not (tmp_path / "rep").exists()
 
 
+@pytest.mark.parametrize("text,needle", [("{}", "is not a model card: it has no metrics"),
+                                         ("[1, 2]", "is not a model card: it has no metrics"),
+                                         ("nope", "is not JSON (Expecting value")])
+def test_a_report_on_a_card_that_is_not_one_is_one_line(tmp_path, tiny_model, capsys, text, needle):
+    model = copy_model(tiny_model, tmp_path)
+    model.with_suffix(".json").write_text(text)
+    assert cli.main(["report", "--model", str(model), "--out", str(tmp_path / "rep")]) == 2
+    assert f"{model.with_suffix('.json')} {needle}" in error_line(capsys.readouterr().err)
+    assert not (tmp_path / "rep").exists()
+
+
 @pytest.mark.parametrize("name, folder", [("ser-ravdess", "report"), ("ser-ravdess-phone", "report-phone")])
 def test_the_shipped_reports_are_what_report_writes_from_the_shipped_cards(tmp_path, name, folder):
     """`report` takes a shipped model's name, and the committed report.md is its output, not an edited copy."""
@@ -228,6 +239,7 @@ def test_a_fold_trained_on_one_gender_says_it_has_no_gender_head(tmp_path, capsy
                      "--folds", "3", "--out", str(tmp_path / "m")]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert err.count("training speakers are not of both known genders") == 1   # only the fold that holds out m1
+    assert "(more speakers or fewer --folds mix them)" in err                    # 3 folds: 2 would
     assert json.loads((tmp_path / "m.json").read_text())["gender_trained"]
 
 
@@ -473,6 +485,7 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys, argv, needle
 
 
 @pytest.mark.parametrize("emotions,needle", [("ANGRY,", "--emotions gives only angry"),
+                                             (" , ", "--emotions ' , ' names no emotion"),
                                              (None, "the corpora hold only angry")])
 def test_one_emotion_is_refused_before_any_work(tmp_path, capsys, emotions, needle):
     corpus = tmp_path / "corpus"
@@ -482,6 +495,90 @@ def test_one_emotion_is_refused_before_any_work(tmp_path, capsys, emotions, need
     flags = ["--emotions", emotions] if emotions else []
     assert cli.main(["fit", "--corpus", f"folder={corpus}", *flags, "--out", str(tmp_path / "m")]) == 2
     assert needle in error_line(capsys.readouterr().err) and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("silent,needle", [
+    (("sad",), "no clip labelled sad holds speech that the VAD finds, so the model could not learn it"),
+    (("angry", "sad"), "no clip holds speech that the VAD finds"),
+])
+def test_a_label_without_speech_is_refused_before_training(tmp_path, capsys, silent, needle):
+    """It used to train, then fail the export check on a graph with fewer outputs, and leave both files behind."""
+    corpus = tmp_path / "corpus"
+    for label in ("angry", "sad"):
+        (corpus / label).mkdir(parents=True)
+        for speaker in ("s1", "s2", "s3"):
+            audio = np.zeros(RATE, np.float32) if label in silent else bursts(total_s=1.5, spans=((0.3, 1.2, "noise"),))
+            sf.write(corpus / label / f"{speaker}_{label}.wav", audio, RATE)
+    argv = ["fit", "--corpus", f"folder={corpus}", "--no-frame-model", "--no-streaming-cv", "--families", "logreg",
+            "--out", str(tmp_path / "m")]
+    assert cli.main(argv) == 2
+    assert needle in error_line(capsys.readouterr().err)
+    assert not list(tmp_path.glob("m.*"))
+
+
+@pytest.mark.parametrize("target", ["card", "model", "clip"])
+def test_evaluate_json_never_overwrites_the_model_its_card_or_a_clip(tmp_path, tiny_model, capsys, target):
+    (tmp_path / "m").mkdir()
+    model = copy_model(tiny_model, tmp_path / "m")
+    data = folder_corpus(tmp_path / "corpus")
+    path = {"card": model.with_suffix(".json"), "model": model, "clip": data / "angry" / "s1_angry.wav"}[target]
+    before = path.read_bytes()
+    assert cli.main(["evaluate", "--model", str(model), "--corpus", "folder", "--data", str(data),
+                     "--json", str(path)]) == 2
+    assert f"--json {path} would overwrite {path}, an input of this run" in error_line(capsys.readouterr().err)
+    assert path.read_bytes() == before
+
+
+def two_label_corpus(root: Path) -> Path:
+    for label, kind in (("angry", "noise"), ("sad", "tone")):
+        (root / label).mkdir(parents=True)
+        for speaker in ("s1", "s2", "s3"):
+            sf.write(root / label / f"{speaker}_{label}.wav", bursts(total_s=1.5, spans=((0.3, 1.2, kind),)), RATE)
+    return root
+
+
+def test_a_file_given_by_two_corpus_roots_counts_once(tmp_path, capsys):
+    """The same corpus twice, or a root inside another, used to double its clips in training."""
+    from rich.console import Console
+
+    corpus = two_label_corpus(tmp_path / "corpus")
+    clips, _ = cli.scan_all([("folder", corpus), ("folder", tmp_path / "corpus" / "angry" / "..")], Console(stderr=True))
+    assert sorted(c.path.name for c in clips) == sorted(p.name for p in corpus.rglob("*.wav"))
+    assert "6 of them already given by an earlier --corpus: counted once" in capsys.readouterr().err
+
+
+QUICK_FIT = ["--no-frame-model", "--no-streaming-cv", "--families", "logreg"]
+
+
+def test_out_keeps_a_dotted_name_and_a_failed_fit_leaves_the_model_there_untouched(tmp_path, monkeypatch, capsys):
+    """`--out m/model-v1.5` used to write m/model-v1.onnx (another model's name, perhaps); and a fit that failed
+    its export check used to leave its own files in place of the model already there."""
+    from realtime.scorer import Scorer
+    from realtime.features import DEFAULT_SPEC
+    from ser_train import export, fit
+
+    corpus = two_label_corpus(tmp_path / "corpus")
+    out = tmp_path / "m" / "model-v1.5"
+    assert cli.main(["fit", "--corpus", f"folder={corpus}", *QUICK_FIT, "--out", f"{out}.onnx"]) == 0
+    files = sorted(p.name for p in out.parent.iterdir())
+    assert files == ["model-v1.5.json", "model-v1.5.onnx"]
+    assert Scorer(out, DEFAULT_SPEC).card.name == "model-v1.5"      # the runtime finds it by the same stem
+    before = {name: (out.parent / name).read_bytes() for name in files}
+
+    def fails(*args, **kwargs):
+        raise export.ExportError("ONNX and scikit-learn disagree")
+
+    monkeypatch.setattr(fit, "check_equality", fails)
+    assert cli.main(["fit", "--corpus", f"folder={corpus}", *QUICK_FIT, "--seed", "1", "--out", str(out)]) == 1
+    assert "internal error: ExportError: ONNX and scikit-learn disagree" in capsys.readouterr().err.splitlines()[-1]
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before          # and no staging folder left
+
+
+@pytest.mark.parametrize("out", ["", "models/", "m/.."])
+def test_an_out_that_names_no_model_is_a_usage_error(capsys, out):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["fit", "--corpus", "folder=x", "--out", out])
+    assert stopped.value.code == 2 and "argument --out: expected the model's path without suffix" in capsys.readouterr().err
 
 
 def error_line(err: str) -> str:
