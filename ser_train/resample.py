@@ -17,11 +17,20 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from realtime.sources import MAX_RATE_HZ, MIN_RATE_HZ, FileSource, SourceError, sound_path
+from realtime.sources import MAX_RATE_HZ, MIN_RATE_HZ, FileSource, SourceError, first_line, sound_path
 from ser_train.corpora import AUDIO_SUFFIXES, audio_files, walk_files
 from ser_train.progress import progress_bar
 
 FLAC_MAX_RATE_HZ = 655350   # the highest rate libsndfile writes as FLAC
+
+
+def _write(out: Path, samples: np.ndarray, rate: int, shown: Path) -> None:
+    """Write 16-bit audio; libsndfile's failure (a full disk, say) is an OSError naming the file as the user
+    will find it (``shown``)."""
+    try:
+        sf.write(sound_path(out), samples, rate, subtype="PCM_16")
+    except sf.LibsndfileError as exc:
+        raise OSError(f"cannot write {shown}: {first_line(exc)}") from None
 
 
 def resample_corpus(source: Path, target: Path, rate: int) -> tuple[int, list[tuple[Path, str]]]:
@@ -71,7 +80,7 @@ def resample_corpus(source: Path, target: Path, rate: int) -> tuple[int, list[tu
                     except SourceError as exc:
                         failures.append((path, str(exc)))
                     else:
-                        sf.write(sound_path(out), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16")
+                        _write(out, np.clip(samples, -1.0, 1.0), rate, target / path.relative_to(source))
                         written += 1
                 progress.advance(task)
         if final.is_dir():

@@ -171,6 +171,20 @@ def test_an_abort_leaves_no_partial_copy_and_a_rerun_works(tmp_path, monkeypatch
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["dst"]
 
 
+def test_a_file_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    """libsndfile's own error (a full disk, say) used to end as an internal error, exit 1."""
+    from ser_train import resample
+
+    def full(*args, **kwargs):
+        raise sf.LibsndfileError(0, "Error writing: ")
+
+    source, target = small_corpus(tmp_path / "src"), tmp_path / "dst"
+    monkeypatch.setattr(resample.sf, "write", full)
+    assert cli.main(["resample", str(source), str(target), "--rate", "8000"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"ser-train: error: cannot write {target / 'angry'}/s") and not target.exists()
+
+
 def test_a_card_flags_input_narrower_than_its_training_audio(tiny_model):
     card = Scorer(tiny_model, DEFAULT_SPEC).card
     assert card.trained_on_rate_hz == 16000
