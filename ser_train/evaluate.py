@@ -68,8 +68,8 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     the audio through that band, as a telephone line would (before the model's own band, if it has one);
     ``reverb_s`` first plays each clip in a reverberant :class:`Room` with that RT60 and ``drr_db`` direct-to-reverberant
     ratio (its own seeded echo).
-    Clips whose label the model lacks are skipped and counted; a clip with no detected speech counts as an error,
-    and so does one that cannot be decoded (``unreadable_files`` says why). A model without a gender head
+    Clips whose label the model lacks are skipped and counted; a clip with no detected speech counts as an error
+    (``no_speech``), and so does one that cannot be decoded (``unreadable``; ``unreadable_files`` says why). A model without a gender head
     has no gender accuracy (None). A ValueError says so when no clip's label is one of the model's.
     """
     labels = scorer.card.labels
@@ -105,6 +105,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                 bar.advance(task)
     truth, probs, genders = np.array(truth), np.array(emotion_rows).reshape(-1, len(shared)), np.array(gender_truth)
     report = emotion_report(truth, probs, tuple(shared))
+    report["no_speech"] -= len(unreadable)     # an error too, counted apart: it was never heard
     if adapt:
         report["by_session_position"] = by_session_position(truth, probs, np.array(places), tuple(shared))
     gender_rows = np.array(gender_rows).reshape(-1, 2)

@@ -463,8 +463,10 @@ def test_evaluate_names_the_files_it_cannot_decode(tmp_path, tiny_model, capsys)
                      "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     assert figures["unreadable"] == 1 and "s2_broken.wav" in figures["unreadable_files"][0]
+    assert figures["no_speech"] == 1          # the silent clip alone: an unreadable one is not counted there too
     printed = " ".join(capsys.readouterr().err.split())    # the table wraps to the console's width
-    assert "unreadable 1" in printed and "unreadable: " in printed and "s2_broken.wav" in printed
+    assert "no speech 1" in printed and "unreadable 1" in printed and "unreadable: " in printed
+    assert "s2_broken.wav" in printed
 
 
 @pytest.mark.parametrize("argv,needle", [
