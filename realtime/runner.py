@@ -41,8 +41,9 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
     On ``should_stop()`` a source with a ``stop()`` (a microphone) is asked to stop and read to its
     end, so the blocks it already delivered are scored; any other source is left at once.
 
-    Every event goes to every sink; a ``stats`` event is written every
-    ``stats_every_s`` of audio and once at the end. A :class:`SourceError` in
+    Every event goes to every sink; a ``stats`` event is written after the block that completes each
+    ``stats_every_s`` of audio (one for a block that completes several), and at the end unless the last
+    one already stands there. A :class:`SourceError` in
     mid-stream (a file that stops decoding) still closes the open window and
     writes the final ``stats`` event before it propagates, so nothing read is lost.
     """
@@ -53,8 +54,14 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
             for sink in sinks:
                 sink.write(record)
 
+    def write_stats() -> int:
+        record = stats_record(monitor, source.stats)
+        for sink in sinks:
+            sink.write(record)
+        return monitor.samples
+
     every = int(stats_every_s * pipeline.sample_rate)
-    next_stats = every
+    next_stats, stats_at = every, -1
     interrupted = False
     failure: SourceError | None = None
     chunks = iter(source)
@@ -63,9 +70,8 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
             monitor.on_chunk(chunk.samples)
             emit(pipeline.push(chunk.samples))
             if monitor.samples >= next_stats:
-                next_stats += every
-                for sink in sinks:
-                    sink.write(stats_record(monitor, source.stats))
+                next_stats += every * ((monitor.samples - next_stats) // every + 1)
+                stats_at = write_stats()
             if should_stop():
                 interrupted = True
                 stop = getattr(source, "stop", None)
@@ -77,9 +83,10 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
         getattr(chunks, "close", lambda: None)()   # now, so a microphone counts what it never handed over
     except SourceError as exc:
         failure = exc
-    emit(pipeline.flush())
-    for sink in sinks:
-        sink.write(stats_record(monitor, source.stats))
+    closing = pipeline.flush()
+    emit(closing)
+    if closing or monitor.samples != stats_at:
+        write_stats()
     if failure is not None:
         raise failure
     return interrupted

@@ -63,7 +63,7 @@ class JsonlSink:
         # stdout is looked up per write: a dashboard on the same terminal routes it above itself
         stream = self._file or sys.stdout
         try:
-            stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+            stream.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")   # strict JSON
             stream.flush()
         except OSError as exc:
             if self._file is None:

@@ -87,6 +87,33 @@ def test_a_source_failing_mid_utterance_still_closes_its_window(tiny_model):
     assert [r["type"] for r in records][-2:] == ["segment", "stats"] and records[-2]["end_s"] == pytest.approx(3.0, abs=0.05)
 
 
+@pytest.mark.parametrize("total_s,block_s,ends", [
+    (4.0, 0.1, [1.0, 2.0, 3.0, 4.0]),     # the last periodic one is the final one: written once
+    (4.05, 0.1, [1.0, 2.0, 3.0, 4.0, 4.05]),
+    (4.0, 2.5, [2.5, 4.0]),               # a block completing two periods writes one
+])
+def test_stats_come_per_period_and_once_at_the_end(tiny_model, total_s, block_s, ends):
+    from realtime.monitor import Monitor
+    from realtime.pipeline import Pipeline
+    from realtime.runner import run
+    from realtime.scorer import Scorer
+    from realtime.sources import Chunk, SourceStats
+
+    audio, block = np.zeros(int(total_s * RATE), np.float32), int(block_s * RATE)
+    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    records = []
+    monitor = Monitor("x", "m", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+
+    class Blocks:
+        stats = SourceStats()
+
+        def __iter__(self):
+            return (Chunk(audio[i:i + block], i) for i in range(0, len(audio), block))
+
+    run(Blocks(), Pipeline(scorer), [SimpleNamespace(write=records.append)], monitor, stats_every_s=1.0)
+    assert [r["end_s"] for r in records if r["type"] == "stats"] == ends
+
+
 def test_event_record_fields():
     from realtime.pipeline import Event
     from realtime.sinks import event_record
@@ -94,3 +121,14 @@ def test_event_record_fields():
     assert seg["emotion"] == "sad" and seg["smoothed_emotion"] == "angry" and seg["latency_ms"] == 1.235
     start = event_record(Event("speech_start", 0, 8000, latency_ms=5.0), RATE)
     assert start["latency_ms"] is None and start["smoothed_emotion"] is None
+
+
+def test_jsonl_never_writes_nan(tmp_path):
+    """Strict JSON, as the README promises: a NaN would be a bug to surface, not a line jq cannot parse."""
+    from realtime.sinks import JsonlSink
+
+    sink = JsonlSink(str(tmp_path / "e.jsonl"))
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        sink.write({"latency_ms": float("nan")})
+    sink.close()
+    assert (tmp_path / "e.jsonl").read_text() == ""
