@@ -10,8 +10,8 @@ follows them, and the copy is built beside the target and renamed to it once com
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +57,11 @@ def resample_corpus(source: Path, target: Path, rate: int) -> tuple[int, list[tu
                          f"under {source} are written as FLAC; give a lower --rate")
     others = [path for path in walk_files(source) if path.suffix.lower() not in AUDIO_SUFFIXES and path.is_file()]
     final = target.resolve()
-    building = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        building.mkdir()
+        building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     except OSError as exc:
-        raise ValueError(f"{target}: cannot make the folder {building.name} beside it, where the copy is built "
+        raise ValueError(f"{target}: cannot make a folder beside it, where the copy is built "
                          f"({exc.strerror or exc})") from None
     written, failures = 0, [(path, f"{path}: a link to nothing") for path in broken]
     try:
