@@ -1,24 +1,37 @@
-"""Argument types shared by the benchmark commands: a bad number is a usage error, not a traceback."""
+"""Argument types shared by the benchmark commands: bad input is a usage error before anything is measured."""
 
 from __future__ import annotations
 
 import argparse
-import math
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+from realtime.scorer import SHIPPED_MODELS
+from realtime.sources import SourceError
+
+INPUT_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".onnx")   # an existing such file is never overwritten
 
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+def number(text: str) -> float:
+    """``text`` as a float; anything else is a usage error saying so."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text}") from None
 
 
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive number, got {text}")
-    return value
+def float_range(low: float, high: float, zero: bool = False) -> Callable[[str], float]:
+    """A type for a number from ``low`` to ``high`` (or 0, if ``zero``); the message gives the bounds."""
+    def parse(text: str) -> float:
+        value = number(text)
+        if not (low <= value <= high or zero and value == 0):   # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"expected {'0 or ' if zero else ''}a number from {low:g} to {high:g}, "
+                                             f"got {text}")
+        return value
+    return parse
 
 
 def positive_int(text: str) -> int:
@@ -35,9 +48,40 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def overwrites_input(path: Path) -> bool:
+    """Whether writing ``path`` would destroy an input: an existing audio file, model or model card (a .json beside a
+    same-named .onnx), or anything in the shipped models' folder."""
+    target = path.resolve()   # a link is judged by what it points to
+    if SHIPPED_MODELS.resolve() in target.parents:
+        return True
+    suffix = target.suffix.lower()
+    card = suffix == ".json" and target.with_suffix(".onnx").is_file()
+    return target.is_file() and (suffix in INPUT_SUFFIXES or card)
+
+
 def output_file(text: str) -> Path:
-    """A path the results can be written to, checked before hours of measuring."""
+    """A path the results can be written to, checked before hours of measuring: an existing file is opened for
+    writing (not truncated), a new one is tried as a temporary file in its folder (``os.access`` says yes to root)."""
     path = Path(text)
-    if path.is_dir() or not path.absolute().parent.is_dir():
+    folder = path.absolute().parent
+    if not text or path.is_dir() or not folder.is_dir():
         raise argparse.ArgumentTypeError(f"cannot write {path}: give a file in an existing folder")
+    if overwrites_input(path):
+        raise argparse.ArgumentTypeError(f"{path}: would overwrite an audio file or a model, or write among the "
+                                         "shipped models; choose another path")
+    try:
+        if path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        else:
+            tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write {path}: {exc.strerror}") from None
     return path
+
+
+def refuse(parser: argparse.ArgumentParser, exc: ValueError) -> NoReturn:
+    """End the command for bad input: a file that will not open (a :class:`SourceError`) is one line naming it; any
+    other problem (a folder without audio) is a usage error."""
+    if isinstance(exc, SourceError):
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    parser.error(str(exc))

@@ -18,10 +18,11 @@ from benchmarks.threads import pin_one_thread
 USER_ENV = pin_one_thread()   # before numpy; `ser` subprocesses get the user's environment back
 
 import argparse  # noqa: E402
-import json  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -30,8 +31,8 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from benchmarks import baselines, live_cpu, measure  # noqa: E402
-from benchmarks.arguments import (non_negative_float, non_negative_int, output_file, positive_float,  # noqa: E402
-                                  positive_int)
+from benchmarks.arguments import float_range, non_negative_int, output_file, positive_int  # noqa: E402
+from benchmarks.command import run_command, shown, write_json  # noqa: E402
 from benchmarks.corpus import Stream, stream_or_usage_error  # noqa: E402
 from benchmarks.vmic import VirtualMicUnavailable  # noqa: E402
 from realtime.features import DEFAULT_SPEC  # noqa: E402
@@ -43,6 +44,7 @@ ENGINES = {"A": "ours: `ser live` loop, 100 ms blocks, partials on",
 GOALS = {"cpu_ms_per_audio_s": 1.3, "latency_p99_ms": 10.0, "cold_start_s": 1.5, "peak_rss_mb": 150.0,
          "model_mb": 2.0, "b_over_a": 3.0, "c_over_a": 10.0}
 WARMUP_S = 30.0
+MINUTES = (0.01, 60.0)        # the stream is held in memory (3.8 MB a minute)
 
 
 def machine() -> str:
@@ -79,8 +81,10 @@ def summary(runs: list[measure.Measurement]) -> dict[str, float]:
 
 
 def paired_ratios(over: list[measure.Measurement], under: list[measure.Measurement]) -> list[float]:
-    """CPU-per-audio-second ratio within each repetition: the machine's speed drifts less within one."""
-    return [o.cpu_ms_per_audio_s / u.cpu_ms_per_audio_s for o, u in zip(over, under)]
+    """CPU-per-audio-second ratio within each repetition: the machine's speed drifts less within one. NaN where
+    ``over`` made no decision (C on a stream under 1.5 s): its CPU time then covers no work."""
+    return [o.cpu_ms_per_audio_s / u.cpu_ms_per_audio_s if len(o.latencies_ms) else math.nan
+            for o, u in zip(over, under)]
 
 
 def benchmark(stream: Stream, reps: int) -> dict:
@@ -121,7 +125,15 @@ def benchmark(stream: Stream, reps: int) -> dict:
 
 
 def verdict(value: float, goal: float, at_least: bool = False) -> str:
+    """``ok`` or ``MISSED``; nothing for a missing figure."""
+    if not math.isfinite(value):
+        return ""
     return "ok" if (value >= goal if at_least else value <= goal) else "MISSED"
+
+
+def times(ratios: list[float], spec: str) -> str:
+    """A ratio as ``1.33x``, a range as ``1.29-1.47x``; ``n/a`` if missing."""
+    return "-".join(format(x, spec) for x in ratios) + "x" if all(map(math.isfinite, ratios)) else "n/a"
 
 
 def report(stream: Stream, reps: int, r: dict) -> str:
@@ -137,15 +149,18 @@ def report(stream: Stream, reps: int, r: dict) -> str:
     for name, text in ENGINES.items():
         s = e[name]
         lines.append(f"{name}  {text:53s} {s['cpu_ms_per_audio_s']:14.3f} {s['realtime_factor']:8.5f} "
-                     f"{s['decisions']:9d} {s['latency_p50_ms']:8.2f} {s['latency_p99_ms']:8.2f}")
+                     f"{s['decisions']:9d} {shown(s['latency_p50_ms'], '.2f'):>8s} "
+                     f"{shown(s['latency_p99_ms'], '.2f'):>8s}")
     a = e["A"]
-    rows = [(f"CPU per audio-second, B/A (per repetition: {'-'.join(f'{x:.2f}' for x in r['b_over_a_range'])}x)",
-             f"{r['b_over_a']:.2f}x", f">= {g['b_over_a']:.0f}x", verdict(r["b_over_a"], g["b_over_a"], at_least=True)),
-            (f"CPU per audio-second, C/A (per repetition: {'-'.join(f'{x:.1f}' for x in r['c_over_a_range'])}x)",
-             f"{r['c_over_a']:.1f}x", f">= {g['c_over_a']:.0f}x", verdict(r["c_over_a"], g["c_over_a"], at_least=True)),
+    rows = [(f"CPU per audio-second, B/A (per repetition: {times(r['b_over_a_range'], '.2f')})",
+             times([r["b_over_a"]], ".2f"), f">= {g['b_over_a']:.0f}x",
+             verdict(r["b_over_a"], g["b_over_a"], at_least=True)),
+            (f"CPU per audio-second, C/A (per repetition: {times(r['c_over_a_range'], '.1f')})",
+             times([r["c_over_a"]], ".1f"), f">= {g['c_over_a']:.0f}x",
+             verdict(r["c_over_a"], g["c_over_a"], at_least=True)),
             ("A: CPU per audio-second", f"{a['cpu_ms_per_audio_s']:.3f} ms", f"<= {g['cpu_ms_per_audio_s']} ms",
              verdict(a["cpu_ms_per_audio_s"], g["cpu_ms_per_audio_s"])),
-            ("A: decision latency p99", f"{a['latency_p99_ms']:.2f} ms", f"<= {g['latency_p99_ms']:.0f} ms",
+            ("A: decision latency p99", f"{shown(a['latency_p99_ms'], '.2f')} ms", f"<= {g['latency_p99_ms']:.0f} ms",
              verdict(a["latency_p99_ms"], g["latency_p99_ms"])),
             (f"cold start to first event ({r['cold_start_file']})", f"{r['cold_start_s']:.3f} s",
              f"<= {g['cold_start_s']} s", verdict(r["cold_start_s"], g["cold_start_s"])),
@@ -166,15 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_stream", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path,
                         help="folder of speech recordings (default ../shared/data; else the bundled demo)")
-    parser.add_argument("--minutes", type=positive_float, default=10.0, help="length of the stream (default 10)")
+    parser.add_argument("--minutes", type=float_range(*MINUTES), default=10.0,
+                        help=f"length of the stream, {MINUTES[0]:g}-{MINUTES[1]:g} (held in memory; default 10)")
     parser.add_argument("--reps", type=positive_int, default=5, help="interleaved repetitions (default 5)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="clip order and pauses (default 0)")
-    parser.add_argument("--live-seconds", type=non_negative_float, default=60.0,
+    parser.add_argument("--live-seconds", type=float_range(*live_cpu.SECONDS, zero=True), default=60.0,
                         help="seconds of speech played to `ser live` per mode on the virtual microphone, "
+                             f"{live_cpu.SECONDS[0]:g}-{live_cpu.SECONDS[1]:g}, at most the stream's length, "
                              "measured last (default 60; 0 skips it)")
     parser.add_argument("--json", type=output_file, help="also write the figures as JSON to this path")
     args = parser.parse_args(argv)
     stream = stream_or_usage_error(parser, args.data, args.minutes, DEFAULT_SPEC.sample_rate, args.seed)
+    if args.live_seconds > stream.duration_s:
+        print(f"bench_stream: warning: `ser live` will hear the whole stream, {stream.duration_s:.1f} s, "
+              f"not {args.live_seconds:g} s (--live-seconds)", file=sys.stderr, flush=True)
     results = benchmark(stream, args.reps)
     print(report(stream, args.reps, results), flush=True)
     if args.live_seconds:
@@ -187,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:   # the figures above are kept
             print(f"\n`ser live` CPU not measured: {exc}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "versions": versions(), "reps": args.reps,
-                                         "audio_s": stream.duration_s, "origin": stream.origin,
-                                         "clips": len(stream.clips), "seed": args.seed, **results}, indent=2))
+        write_json(args.json, {"machine": machine(), "versions": versions(), "reps": args.reps,
+                               "audio_s": stream.duration_s, "origin": stream.origin, "clips": len(stream.clips),
+                               "seed": args.seed, **results})
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command("bench_stream", main)

@@ -11,7 +11,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from benchmarks.arguments import refuse
 from realtime.cli import demo_path
+from realtime.sources import SourceError, first_line, open_sound_file
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,14 @@ def audio_files(folder: Path) -> list[Path]:
 
 
 def read_mono(path: Path, rate: int) -> np.ndarray:
-    """A whole file as float32 mono at ``rate`` (downmixed, resampled with soxr)."""
-    audio, native = sf.read(path, dtype="float32", always_2d=True)
+    """A whole file as float32 mono at ``rate`` (downmixed, resampled with soxr); a file that will not decode is a
+    :class:`SourceError` naming it."""
+    with open_sound_file(path) as handle:
+        try:
+            audio = handle.read(dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise SourceError(f"{path}: decoding failed ({first_line(exc)})") from None
+        native = handle.samplerate
     mono = audio.mean(axis=1)
     return soxr.resample(mono, native, rate).astype(np.float32) if native != rate else mono
 
@@ -91,8 +99,9 @@ def load_stream(data: Path | None, minutes: float, rate: int, seed: int = 0) -> 
 
 def stream_or_usage_error(parser: argparse.ArgumentParser, data: Path | None, minutes: float, rate: int,
                           seed: int = 0) -> Stream:
-    """:func:`load_stream` for a benchmark command: a ``--data`` folder without audio is its usage error."""
+    """:func:`load_stream` for a benchmark command: a ``--data`` folder without audio is its usage error, a file
+    that will not decode one line naming it."""
     try:
         return load_stream(data, minutes, rate, seed)
     except ValueError as exc:
-        parser.error(str(exc))
+        refuse(parser, exc)

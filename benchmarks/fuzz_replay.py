@@ -13,26 +13,33 @@ malformed output); the offending inputs are written to ``--keep``.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import json
-import logging
-import math
-import os
-import tempfile
-import time
-import warnings
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import signal
 
-import numpy as np
-import soundfile as sf
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+if __name__ == "__main__":   # held before any import starts a thread, which keeps the mask: see signals_held
+    signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
 
-from benchmarks.arguments import non_negative_int, positive_int
-from realtime import cli
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections import Counter  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from benchmarks.arguments import non_negative_int, positive_int  # noqa: E402
+from benchmarks.command import run_command  # noqa: E402
+from realtime import cli  # noqa: E402
 
 log = logging.getLogger("fuzz_replay")
 
@@ -164,6 +171,21 @@ def native_stderr() -> Iterator[io.StringIO]:
             captured.write(sink.read().decode(errors="replace"))
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM back from this thread, and from threads it starts, until the block ends.
+
+    A case's `ser` handlers would turn them into an orderly stop (a truncated or exit-130 case, and the fuzzing going
+    on); held, they reach the handlers in force between cases, which end the run. A thread that does not hold them
+    would take them instead: the command holds them from start-up, before its imports start any (BLAS, say).
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def replay_outcome(path: Path, *extra: str) -> Outcome:
     """Replay ``path`` in-process as fast as possible and classify how it ended."""
     jsonl = path.with_name(path.name + ".jsonl")
@@ -207,7 +229,8 @@ def fuzz(cases: int, seed: int, workdir: Path, keep: Path | None = None) -> tupl
         path = workdir / f"case{suffix}"
         path.write_bytes(mutate(data, np.random.default_rng([seed, case])))
         began = time.perf_counter()
-        outcome = replay_outcome(path)
+        with signals_held():
+            outcome = replay_outcome(path)
         slowest = max(slowest, time.perf_counter() - began)
         counts[outcome.kind] += 1
         counts["native"] += bool(outcome.native)
@@ -219,12 +242,13 @@ def fuzz(cases: int, seed: int, workdir: Path, keep: Path | None = None) -> tupl
     return counts, crashes, slowest
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fuzz_replay", description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=positive_int, default=3000, help="mutated files to replay (default 3000)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the mutations (default 0)")
     parser.add_argument("--keep", type=Path, help="directory for inputs that crashed")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)   # in this thread only: held at start-up
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("realtime").setLevel(logging.ERROR)  # truncation warnings are expected here
     began = time.perf_counter()
@@ -239,4 +263,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command("fuzz_replay", main)

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.arguments import positive_float
+from benchmarks.arguments import float_range
+from benchmarks.command import run_command
 from benchmarks.corpus import Stream, stream_or_usage_error
 from benchmarks.measure import ser_command, vm_hwm_mb
 from benchmarks.threads import as_user_runs_it
@@ -41,6 +42,7 @@ TERMINAL_SIZE = (30, 100)     # rows, columns of the dashboard's pseudo-terminal
 GOALS_PERCENT = {"headless": 2.0, "dashboard": 10.0}
 RATE = 16000                  # the shipped model's rate; the null sink runs at it
 PULSE_THREAD = "threaded-ml"  # libpulse's client main loop, in-process under ALSA's pulse plugin
+SECONDS = (1.0, 3600.0)       # speech played per mode, in real time (and held in memory)
 
 
 @dataclass(frozen=True)
@@ -165,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.live_cpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path,
                         help="folder of speech (default ../shared/data; else the bundled demo)")
-    parser.add_argument("--seconds", type=positive_float, default=60.0,
-                        help="seconds of speech played per mode (default 60)")
+    parser.add_argument("--seconds", type=float_range(*SECONDS), default=60.0,
+                        help=f"seconds of speech played per mode, {SECONDS[0]:g}-{SECONDS[1]:g} (default 60)")
     args = parser.parse_args(argv)
     stream = stream_or_usage_error(parser, args.data, args.seconds / 60, RATE)
     try:
@@ -179,4 +181,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command("live_cpu", main)

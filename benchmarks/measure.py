@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.vmic import stop_process
 from realtime.monitor import Monitor
 from realtime.pipeline import Pipeline
-from realtime.runner import run
+from realtime.runner import Source, run
 from realtime.scorer import Scorer
-from realtime.sinks import JsonlSink
+from realtime.sinks import JsonlSink, Sink
 from realtime.sources import DEFAULT_BLOCK, Chunk, SourceStats
 from realtime.vad import FrameVad, VadConfig, Windower
 
@@ -86,6 +87,13 @@ class LatencySink:
         pass
 
 
+def run_whole(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor) -> None:
+    """:func:`realtime.runner.run` to the source's end. The Ctrl-C it catches (for an orderly end) is raised
+    again: a benchmark must stop, not report part of the audio as the whole."""
+    if run(source, pipeline, sinks, monitor):
+        raise KeyboardInterrupt
+
+
 def run_ours(samples: np.ndarray, scorer: Scorer, pause_s: float = 0.0) -> list[float]:
     """A: the `ser live --jsonl` loop (monitor, sinks, adaptation, partials) over 100 ms blocks, with
     ``pause_s`` of sleep after each."""
@@ -93,8 +101,10 @@ def run_ours(samples: np.ndarray, scorer: Scorer, pause_s: float = 0.0) -> list[
     rate = card.spec.sample_rate
     monitor = Monitor("benchmark", card.name, tuple(card.labels), tuple(card.gender_labels), rate)
     latency, jsonl = LatencySink(), JsonlSink(os.devnull)
-    run(BlockSource(samples, pause_s=pause_s), Pipeline(scorer), [jsonl, latency], monitor)
-    jsonl.close()
+    try:
+        run_whole(BlockSource(samples, pause_s=pause_s), Pipeline(scorer), [jsonl, latency], monitor)
+    finally:
+        jsonl.close()
     return latency.latencies_ms
 
 
@@ -116,9 +126,13 @@ def cold_start_s(path: Path, env: dict[str, str]) -> float:
     began = time.perf_counter()
     proc = subprocess.Popen([*ser_command(), "replay", str(path), "--speed", "0", "--headless", "--jsonl", "-"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    first = proc.stdout.readline()
-    elapsed = time.perf_counter() - began
-    _, err = proc.communicate()
+    try:
+        first = proc.stdout.readline()
+        elapsed = time.perf_counter() - began
+        _, err = proc.communicate()
+    except BaseException:   # Ctrl-C or SIGTERM: the child must not outlive the benchmark
+        stop_process(proc)
+        raise
     if not first:
         raise RuntimeError(f"`ser replay {path}` produced no event (exit {proc.returncode}): {err.strip()}")
     return elapsed
@@ -154,12 +168,16 @@ def replay_process(path: Path, env: dict[str, str], poll_s: float = 0.02) -> Pro
         proc = subprocess.Popen([*ser_command(), "replay", str(path), "--speed", "0", "--headless",
                                  "--jsonl", os.devnull], stdout=subprocess.DEVNULL, stderr=err, env=env)
         peak = 0.0
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            peak = max(peak, vm_hwm_mb(proc.pid))
-            time.sleep(poll_s)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                peak = max(peak, vm_hwm_mb(proc.pid))
+                time.sleep(poll_s)
+        except BaseException:   # as in cold_start_s
+            stop_process(proc)
+            raise
         wall = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:

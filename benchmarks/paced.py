@@ -18,13 +18,13 @@ from benchmarks.threads import pin_one_thread
 pin_one_thread()   # before numpy
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.arguments import output_file, positive_float, positive_int  # noqa: E402
+from benchmarks.arguments import float_range, output_file, positive_int  # noqa: E402
+from benchmarks.command import run_command, write_json  # noqa: E402
 from benchmarks.corpus import stream_or_usage_error  # noqa: E402
 from benchmarks.measure import measure, run_ours  # noqa: E402
 from realtime.features import DEFAULT_SPEC  # noqa: E402
@@ -33,6 +33,7 @@ from realtime.sources import DEFAULT_BLOCK  # noqa: E402
 
 PAUSES_S = (0.0, 0.01, 0.1)
 PROBES = 50                  # small operations timed after each pause
+SECONDS = (1.0, 600.0)       # of audio; each repetition sleeps 1.1 s per second of it
 
 
 def paced(samples: np.ndarray, reps: int) -> dict[float, float]:
@@ -72,7 +73,8 @@ def report(figures: dict[float, float], probes: dict[float, float], audio_s: flo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.paced", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, help="folder of speech (default ../shared/data; else the bundled demo)")
-    parser.add_argument("--seconds", type=positive_float, default=40.0, help="seconds of audio (default 40)")
+    parser.add_argument("--seconds", type=float_range(*SECONDS), default=40.0,
+                        help=f"seconds of audio, {SECONDS[0]:g}-{SECONDS[1]:g} (default 40)")
     parser.add_argument("--reps", type=positive_int, default=3, help="interleaved repetitions (default 3)")
     parser.add_argument("--json", type=output_file, help="also write the figures as JSON to this path")
     args = parser.parse_args(argv)
@@ -81,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     probes = {pause: probe_us(pause) for pause in PAUSES_S}
     print(report(figures, probes, stream.duration_s, args.reps))
     if args.json:
-        args.json.write_text(json.dumps({"audio_s": stream.duration_s, "reps": args.reps, "origin": stream.origin,
-                                         "cpu_ms_per_audio_s": {str(p): v for p, v in figures.items()},
-                                         "numpy_add_us": {str(p): v for p, v in probes.items()}}, indent=2))
+        write_json(args.json, {"audio_s": stream.duration_s, "reps": args.reps, "origin": stream.origin,
+                               "cpu_ms_per_audio_s": {str(p): v for p, v in figures.items()},
+                               "numpy_add_us": {str(p): v for p, v in probes.items()}})
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command("paced", main)

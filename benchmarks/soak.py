@@ -1,8 +1,9 @@
 """Soak: hours of speech through the full pipeline, as fast as possible, watching memory.
 
-The stream is generated on the fly, never held whole: RAVDESS clips (or the bundled
-demo when the corpus is absent) each streamed with :class:`FileSource`, separated by
-seeded pauses of faint noise, re-stamped as one continuous stream::
+The stream is generated on the fly, never held whole: RAVDESS clips (or, without
+``--corpus`` and without ``../shared/data/ravdess``, the bundled demo) each streamed with
+:class:`FileSource`, separated by seeded pauses of faint noise, re-stamped as one
+continuous stream::
 
     python -m benchmarks.soak --hours 2 --corpus ../shared/data/ravdess
 
@@ -12,7 +13,6 @@ Reports the resident set size after warm-up and at the end, and events per hour 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time
@@ -23,19 +23,23 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.arguments import non_negative_float, output_file, positive_float
+from benchmarks.arguments import float_range, output_file, refuse
+from benchmarks.command import run_command, shown, write_json
+from benchmarks.measure import run_whole
 from realtime.cli import demo_path
 from realtime.features import DEFAULT_SPEC
 from realtime.monitor import Monitor
 from realtime.pipeline import Pipeline
-from realtime.runner import run
 from realtime.scorer import DEFAULT_MODEL, Scorer
-from realtime.sources import DEFAULT_BLOCK, Chunk, FileSource, SourceStats
+from realtime.sources import DEFAULT_BLOCK, Chunk, FileSource, SourceError, SourceStats, open_sound_file
 
 log = logging.getLogger("soak")
 
 PAUSE_S = (0.5, 2.0)          # pause between clips, drawn uniformly
 ROOM_NOISE_RMS = 3e-5         # -90 dBFS white noise in the pauses (below the VAD floor, like the clips)
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
+CLIPS = "Actor_*/*.flac"      # a RAVDESS-style corpus
+HOURS = (0.001, 1000.0)       # streamed, never held in memory
 
 
 def rss_mb() -> float:
@@ -45,9 +49,18 @@ def rss_mb() -> float:
 
 
 def clip_paths(corpus: Path | None) -> list[Path]:
-    """The corpus' clips in a fixed order, or the bundled demo if there are none."""
-    clips = sorted(corpus.glob("Actor_*/*.flac")) if corpus is not None and corpus.is_dir() else []
-    return clips or [demo_path()]
+    """The corpus' clips in a fixed order, each opened once to check it; the bundled demo for None.
+
+    Raises ValueError for a corpus without clips, :class:`SourceError` (a ValueError) for a clip that will not open.
+    """
+    if corpus is None:
+        return [demo_path()]
+    clips = sorted(corpus.glob(CLIPS)) if corpus.is_dir() else []
+    if not clips:
+        raise ValueError(f"--corpus {corpus}: no {CLIPS} files there")
+    for clip in clips:
+        open_sound_file(clip).close()   # now, not hours into the run
+    return clips
 
 
 class SpeechStream:
@@ -151,7 +164,7 @@ def soak(total_s: float, clips: list[Path], warmup_s: float) -> SoakReport:
                       card.spec.sample_rate)
     probe = MemoryProbe(warmup_s)
     began = time.perf_counter()
-    run(source, Pipeline(scorer), [probe], monitor)
+    run_whole(source, Pipeline(scorer), [probe], monitor)
     audio_s = probe.last_stats["end_s"]
     return SoakReport(audio_s=audio_s, wall_s=time.perf_counter() - began, clips=source.clips_played,
                       rss_warm_mb=probe.rss_warm_mb,
@@ -161,18 +174,27 @@ def soak(total_s: float, clips: list[Path], warmup_s: float) -> SoakReport:
                       latency_p95_ms=probe.last_stats["latency_p95_ms"])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=positive_float, default=2.0, help="audio to stream (default 2)")
-    parser.add_argument("--warmup-min", type=non_negative_float, default=10.0,
-                        help="audio minutes before the baseline RSS (default 10)")
-    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ravdess",
-                        help="RAVDESS-style folder (Actor_*/*.flac) to draw clips from (default ../shared/data/ravdess)")
+    parser.add_argument("--hours", type=float_range(*HOURS), default=2.0,
+                        help=f"audio to stream, {HOURS[0]:g}-{HOURS[1]:g} hours (default 2)")
+    parser.add_argument("--warmup-min", type=float_range(0, 60 * HOURS[1]), default=10.0,
+                        help=f"audio minutes before the baseline RSS, 0-{60 * HOURS[1]:g} (default 10)")
+    parser.add_argument("--corpus", type=Path,
+                        help=f"RAVDESS-style folder ({CLIPS}) to draw clips from (default ../shared/data/ravdess; "
+                             "without it, the bundled demo)")
     parser.add_argument("--json", type=output_file, help="also write the report here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    corpus = DEFAULT_CORPUS if args.corpus is None and any(DEFAULT_CORPUS.glob(CLIPS)) else args.corpus
+    try:
+        clips = clip_paths(corpus)
+    except ValueError as exc:
+        refuse(parser, exc)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    clips = clip_paths(args.corpus)
-    report = soak(args.hours * 3600, clips, args.warmup_min * 60)
+    try:
+        report = soak(args.hours * 3600, clips, args.warmup_min * 60)
+    except SourceError as exc:   # a clip that opened but stops decoding
+        refuse(parser, exc)
     log.info("%.2f h of audio (%d clips from %d files) in %.0f s (%.0fx real time)", report.audio_s / 3600,
              report.clips, len(clips), report.wall_s, report.audio_s / report.wall_s)
     if report.growth_mb is None:
@@ -183,11 +205,11 @@ def main() -> int:
                  args.warmup_min, report.rss_warm_mb, report.rss_end_mb, report.growth_mb, report.rss_peak_mb)
     log.info("events per hour of audio: %s; dropped blocks %d; latency p95 %s ms",
              ", ".join(f"{k} {v:.0f}" for k, v in report.events_per_hour.items()), report.dropped_blocks,
-             report.latency_p95_ms)
+             shown(report.latency_p95_ms))
     if args.json:
-        args.json.write_text(json.dumps({**asdict(report), "growth_mb": report.growth_mb}, indent=2))
+        write_json(args.json, {**asdict(report), "growth_mb": report.growth_mb})
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command("soak", main)

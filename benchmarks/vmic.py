@@ -73,15 +73,18 @@ def _start_server(runtime: Path, env: dict[str, str], sink: str, rate: int) -> s
         env=env, stdout=logfile, stderr=subprocess.STDOUT)
     logfile.close()
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            lines = (runtime / "pulseaudio.log").read_text().strip().splitlines()
-            raise VirtualMicUnavailable(f"pulseaudio exited at start: {lines[-1] if lines else server.returncode}")
-        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-            return server
-        time.sleep(0.1)
-    stop_process(server)
-    raise VirtualMicUnavailable(f"pulseaudio did not answer within {START_TIMEOUT_S:.0f} s")
+    try:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                lines = (runtime / "pulseaudio.log").read_text().strip().splitlines()
+                raise VirtualMicUnavailable(f"pulseaudio exited at start: {lines[-1] if lines else server.returncode}")
+            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+                return server
+            time.sleep(0.1)
+        raise VirtualMicUnavailable(f"pulseaudio did not answer within {START_TIMEOUT_S:.0f} s")
+    except BaseException:   # a Ctrl-C or SIGTERM while it starts too
+        stop_process(server)
+        raise
 
 
 @contextmanager

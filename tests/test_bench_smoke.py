@@ -48,7 +48,7 @@ def test_stream_benchmark_prints_every_figure(tmp_path: Path, corpus: str):
     assert all(f"\n{name}  " in result.stdout for name in "ABC") and "cold start" in result.stdout
 
 
-@pytest.mark.parametrize("args,needle", [(["--minutes", "nan"], "--minutes: expected a positive number"),
+@pytest.mark.parametrize("args,needle", [(["--minutes", "nan"], "--minutes: expected a number from 0.01 to 60"),
                                          (["--seed", "-1"], "--seed: expected 0 or a positive"),
                                          (["--data", "{tmp}"], "no flac/wav/ogg files there"),
                                          (["--json", "{tmp}/none/x.json"], "give a file in an existing folder")])
