@@ -37,15 +37,19 @@ class InputDevice:
     default_rate: float
 
 
-def input_devices() -> list[InputDevice]:
-    """All devices with at least one input channel."""
+def audio_devices() -> list[InputDevice]:
+    """Every device, its ``channels`` counting inputs only (0 for an output)."""
     sd = import_sounddevice()
     try:
         devices = sd.query_devices()
     except sd.PortAudioError as exc:
         raise SourceError(f"cannot list audio devices: {exc}") from None
-    return [InputDevice(i, d["name"], d["max_input_channels"], d["default_samplerate"])
-            for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+    return [InputDevice(i, d["name"], d["max_input_channels"], d["default_samplerate"]) for i, d in enumerate(devices)]
+
+
+def input_devices() -> list[InputDevice]:
+    """All devices with at least one input channel."""
+    return [d for d in audio_devices() if d.channels > 0]
 
 
 def device_list(devices: list[InputDevice]) -> str:
@@ -54,7 +58,8 @@ def device_list(devices: list[InputDevice]) -> str:
 
 def resolve_device(spec: str | None) -> InputDevice:
     """Pick an input device by index or by a case-insensitive substring of its name (None: the default)."""
-    devices = input_devices()
+    every = audio_devices()
+    devices = [d for d in every if d.channels > 0]
     if not devices:
         raise SourceError("no audio input device found; plug in a microphone or check `ser devices`")
     if spec is None:
@@ -66,18 +71,25 @@ def resolve_device(spec: str | None) -> InputDevice:
         return next((d for d in devices if d.index == default), devices[0])
     if not spec.strip():
         raise SourceError(f"--device is empty; give an index or part of a name: {device_list(devices)}")
-    if spec.strip().isdecimal():
-        match = [d for d in devices if d.index == int(spec)]
-    else:
-        match = [d for d in devices if spec.lower() in d.name.lower()]
-        exact = [d for d in match if d.name.lower() == spec.lower()]
-        match = exact or match
+    match = matching(spec, devices)
     if not match:
+        outputs = matching(spec, [d for d in every if d.channels == 0])
+        if outputs:
+            raise SourceError(f"'{spec}' is an output device with no input channels ({device_list(outputs)}); "
+                              f"inputs: {device_list(devices)}")
         raise SourceError(f"no input device matches '{spec}'; available: {device_list(devices)}")
     if len(match) > 1:
         raise SourceError(f"'{spec}' matches {len(match)} input devices ({device_list(match)}); give the index "
                           f"or more of the name")
     return match[0]
+
+
+def matching(spec: str, devices: list[InputDevice]) -> list[InputDevice]:
+    """The devices ``spec`` names: by index, else by a case-insensitive substring of the name (an exact name wins)."""
+    if spec.strip().isdecimal():
+        return [d for d in devices if d.index == int(spec)]
+    match = [d for d in devices if spec.lower() in d.name.lower()]
+    return [d for d in match if d.name.lower() == spec.lower()] or match
 
 
 class MicSource:

@@ -181,6 +181,15 @@ def test_device_name_that_matches_nothing(monkeypatch, tmp_path, capsys):
     assert code == 2 and "no input device matches 'bluetooth'; available: 1: Fake USB Mic" in one_line(err)
 
 
+@pytest.mark.parametrize("spec", ["0", "hdmi"])
+def test_an_output_device_is_named_as_one(monkeypatch, tmp_path, capsys, spec):
+    """It used to get the same answer as a name that matches nothing."""
+    install(monkeypatch, [SPEAKER, MIC])
+    code, _, err = live(tmp_path, capsys, "--device", spec)
+    assert code == 2
+    assert f"'{spec}' is an output device with no input channels (0: Fake HDMI); inputs: 1: Fake USB Mic" in one_line(err)
+
+
 @pytest.mark.parametrize("spec,needle", [("fake", "'fake' matches 2 input devices (1: Fake USB Mic, 2: Fake Built-in "
                                                   "Mic); give the index or more of the name"),
                                           ("", "--device is empty"), ("usb", None), ("2", None)])
