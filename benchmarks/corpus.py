@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"   # ../shared/data from the repository
 
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg")
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".aiff", ".aif")   # what `ser replay` plays
 PAUSE_S = (0.5, 2.0)          # pause lengths between clips, uniform
 PAUSE_RMS = 1e-4              # -80 dBFS of white noise: a quiet room, never digital silence
 
@@ -43,7 +43,7 @@ class Stream:
 
 
 def audio_files(folder: Path) -> list[Path]:
-    """Every wav/flac/ogg file under ``folder``, sorted."""
+    """Every file under ``folder`` that `ser replay` plays (wav, flac, ogg, aiff), sorted."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
 
 

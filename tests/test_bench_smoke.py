@@ -50,7 +50,7 @@ def test_stream_benchmark_prints_every_figure(tmp_path: Path, corpus: str):
 
 @pytest.mark.parametrize("args,needle", [(["--minutes", "nan"], "--minutes: expected a number from 0.01 to 60"),
                                          (["--seed", "-1"], "--seed: expected 0 or a positive"),
-                                         (["--data", "{tmp}"], "no flac/wav/ogg files there"),
+                                         (["--data", "{tmp}"], "no flac/wav/ogg/aiff/aif files there"),
                                          (["--json", "{tmp}/none/x.json"], "give a file in an existing folder")])
 def test_stream_benchmark_refuses_bad_arguments_before_measuring(tmp_path: Path, args: list[str], needle: str):
     """A folder without audio is an error, not the demo in its place, and the --json path is checked first."""
@@ -77,3 +77,15 @@ def test_paced_benchmark_prints_a_figure_per_pause(tmp_path: Path):
         assert set(written[key]) == {"0.0", "0.01", "0.1"}
         assert all(math.isfinite(v) and v > 0 for v in written[key].values())
     assert "x back to back" in result.stdout and "100 ms" in result.stdout
+
+
+def test_a_data_folder_may_hold_any_format_ser_replay_plays(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from benchmarks.corpus import audio_files
+
+    for name, fmt in (("a.wav", "WAV"), ("b.flac", "FLAC"), ("c.ogg", "OGG"), ("d.aiff", "AIFF"), ("e.AIF", "AIFF")):
+        sf.write(tmp_path / name, np.zeros(1600, np.float32), 16000, format=fmt)
+    (tmp_path / "notes.txt").write_text("not audio")
+    assert [p.name for p in audio_files(tmp_path)] == ["a.wav", "b.flac", "c.ogg", "d.aiff", "e.AIF"]
