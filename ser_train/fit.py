@@ -49,8 +49,22 @@ REVERB_COPY_RT60_S = (0.2, 1.0)    # `ser-train fit --reverb-copies`: a voice co
 REVERB_COPY_DRR_DB = (-3.0, 12.0)  # ... direct-to-reverberant ratio uniform in dB
 REVERB_COPY_SHARE = 0.5            # ... for this share of the copies, drawn per copy; the rest stay dry
 HELD_OUT_KEY = "held_out_speakers"  # in a kept fold model's card metrics: the speakers its fold replayed
-LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
-           "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
+RAVDESS_LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
+                   "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
+
+
+def licence(corpora: list[str]) -> str:
+    """The card's licence line: RAVDESS's terms, which the shipped models inherit; the terms of any other corpus
+    (given as ``KIND=DIR``) are named for the user to check, not stated."""
+    kinds = sorted({corpus.split("=", 1)[0] for corpus in corpora})
+    others = [kind for kind in kinds if kind != "ravdess"]
+    if not others:
+        return RAVDESS_LICENCE
+    inherited = (f"the weights inherit {'that corpus' if len(others) == 1 else 'those corpora'}'s terms and "
+                 f"citation requirements; check them before any use.")
+    if "ravdess" in kinds:
+        return f"{RAVDESS_LICENCE} Also trained on {', '.join(others)}: {inherited}"
+    return f"Trained on {', '.join(others)}: {inherited}"
 
 
 @dataclass(frozen=True)
@@ -294,7 +308,7 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
                               else {"variance_prior_windows": fit.variance_prior_windows})},
             "training": {"corpora": corpora, "fit_config": asdict(fit), "environment": training_environment(),
                          "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
-            "metrics": metrics, "licence": LICENCE}
+            "metrics": metrics, "licence": licence(corpora)}
     if frame_member is not None:
         card["frame_model"] = {
             "input": f"frames (1, n_frames, {2 * len(DEFAULT_SPEC.frame_names)}): each frame column speaker-adapted "
