@@ -255,12 +255,13 @@ def convergence_warnings_counted() -> Iterator[list[str]]:
 def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: bool = True,
              speakers: dict[str, Path] | None = None):
     """The clips of every ``(kind, root)``, with each corpus's summary and first rejects printed, and the
-    number of files rejected in all; ``speakers`` maps a kind to its ``--speakers`` CSV. A file that an
-    earlier root already gave (the same corpus twice, or a root inside another) is counted once."""
-    from ser_train.corpora import CREMAD_DEMOGRAPHICS, scan_corpus, summarize
+    number of files rejected in all; ``speakers`` maps a kind to its ``--speakers`` CSV. A recording that an
+    earlier root already gave (the same corpus twice, a root inside another, or a copy at another rate) is
+    counted once; a folder speaker name met under two roots, or a speaker of two genders, is warned about."""
+    from ser_train.corpora import CREMAD_DEMOGRAPHICS, recording, scan_corpus, summarize
 
     speakers = speakers or {}
-    clips, rejected, seen = [], 0, set()
+    clips, rejected, seen, folder_roots = [], 0, set(), {}
     for kind, root in specs:
         scan = scan_corpus(kind, root, speakers_csv=speakers.get(kind), need_speakers=need_speakers)
         rejected += len(scan.rejected)
@@ -270,12 +271,26 @@ def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: boo
                           f"give the file with --speakers", soft_wrap=True)
         for path, reason in scan.rejected[:5]:
             console.print(f"  rejected {path}: {reason}", soft_wrap=True)
-        new = [clip for clip in scan.clips if clip.path.resolve() not in seen]
+        new = [clip for clip in scan.clips if recording(clip) not in seen]
         if len(new) < len(scan.clips):
-            console.print(f"  {len(scan.clips) - len(new)} of them already given by an earlier --corpus: counted once",
-                          soft_wrap=True)
-        seen.update(clip.path.resolve() for clip in new)
+            console.print(f"  {len(scan.clips) - len(new)} of them already given by an earlier --corpus (the same "
+                          f"recordings): counted once", soft_wrap=True)
+        seen.update(recording(clip) for clip in new)
+        if kind == "folder":
+            shared = sorted({c.speaker for c in new if folder_roots.setdefault(c.speaker, root) != root})
+            if shared:
+                console.print(f"  [yellow]warning:[/] speakers {', '.join(shared)} also appear under an earlier "
+                              f"folder corpus: each name is taken as one person (one session, one fold); if they "
+                              f"are not, give them distinct names in a speakers CSV", soft_wrap=True)
         clips.extend(new)
+    genders: dict[str, set[str]] = {}
+    for clip in clips:
+        if clip.gender:
+            genders.setdefault(clip.speaker, set()).add(clip.gender)
+    mixed = sorted(speaker for speaker, found in genders.items() if len(found) > 1)
+    if mixed:
+        console.print(f"[yellow]warning:[/] speakers labelled both female and male: {', '.join(mixed)}; is one name "
+                      f"given to two people?", soft_wrap=True)
     return clips, rejected
 
 

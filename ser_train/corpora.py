@@ -72,6 +72,7 @@ _EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fearful",
                    "F": "happy", "T": "sad", "N": "neutral"}
 _EMODB_GENDERS = {**dict.fromkeys(("03", "10", "11", "12", "15"), "male"),
                   **dict.fromkeys(("08", "09", "13", "14", "16"), "female")}
+_EMODB_TEXTS = ("a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10")
 _CREMAD_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy",
                     "NEU": "neutral", "SAD": "sad"}
 _CREMAD_LEVELS = ("LO", "MD", "HI", "XX", "X")
@@ -123,9 +124,10 @@ def _tess(path: Path) -> _Parsed:
 
 
 def _emodb(path: Path) -> _Parsed:
-    speaker, _text, emotion, _version = _match(_EMODB_RE, path, "03a01Fa.wav")
-    label = _lookup(_EMODB_EMOTIONS, emotion.upper(), "EMO-DB emotion letter")
-    return label, speaker, _EMODB_GENDERS.get(speaker)
+    speaker, text, emotion, _version = _match(_EMODB_RE, path, "03a01Fa.wav")
+    gender = _lookup(_EMODB_GENDERS, speaker, "EMO-DB speaker")
+    _lookup(_EMODB_TEXTS, text.lower(), "EMO-DB text code")
+    return _lookup(_EMODB_EMOTIONS, emotion.upper(), "EMO-DB emotion letter"), speaker, gender
 
 
 def _cremad(path: Path, *, genders: Mapping[str, str | None]) -> _Parsed:
@@ -256,6 +258,12 @@ def _take(kind: str, path: Path) -> str:
     if kind == "savee":
         return stem.rsplit("_", 1)[-1]   # DC_a01 and DC/a01
     return stem
+
+
+def recording(clip: Clip) -> tuple[str, str] | Path:
+    """What names one recording: in a named corpus its speaker and take, whatever its root, folder or extension
+    (a copy at another rate is the same recording); in a folder corpus the file itself."""
+    return clip.path.resolve() if clip.corpus == "folder" else (clip.speaker, _take(clip.corpus, clip.path))
 
 
 _PARSERS: dict[str, Callable[[Path], _Parsed]] = {

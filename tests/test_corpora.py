@@ -125,14 +125,17 @@ def test_emodb(tmp_path: Path) -> None:
                 "10a02Ac.wav": ("fearful", "emodb:10", "male"),
                 "16b03Tb.wav": ("sad", "emodb:16", "female"),
                 "11a01Nc.wav": ("neutral", "emodb:11", "male"),
-                "20a01Fa.wav": ("happy", "emodb:20", None)}
-    _touch(tmp_path, *(f"wav/{n}" for n in expected), "wav/03a01Xa.wav", "wav/3a01Fa.wav")
+                "12B10Fa.wav": ("happy", "emodb:12", "male")}
+    _touch(tmp_path, *(f"wav/{n}" for n in expected), "wav/03a01Xa.wav", "wav/3a01Fa.wav", "wav/20a01Fa.wav",
+           "wav/03x01Na.wav")
     scan = scan_corpus("emodb", tmp_path)
     _check_invariants(scan, "emodb")
     assert {n: (c.label, c.speaker, c.gender) for n, c in _by_name(scan).items()} == expected
     rejected = _rejected(scan)
-    assert set(rejected) == {"03a01Xa.wav", "3a01Fa.wav"}
+    assert set(rejected) == {"03a01Xa.wav", "3a01Fa.wav", "20a01Fa.wav", "03x01Na.wav"}
     assert "emotion" in rejected["03a01Xa.wav"]
+    assert "unknown EMO-DB speaker '20'" in rejected["20a01Fa.wav"]      # EMO-DB has ten speakers
+    assert "unknown EMO-DB text code 'x01'" in rejected["03x01Na.wav"]    # and ten texts
 
 
 # ---------------------------------------------------------------- CREMA-D

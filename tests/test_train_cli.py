@@ -546,7 +546,37 @@ def test_a_file_given_by_two_corpus_roots_counts_once(tmp_path, capsys):
     corpus = two_label_corpus(tmp_path / "corpus")
     clips, _ = cli.scan_all([("folder", corpus), ("folder", tmp_path / "corpus" / "angry" / "..")], Console(stderr=True))
     assert sorted(c.path.name for c in clips) == sorted(p.name for p in corpus.rglob("*.wav"))
-    assert "6 of them already given by an earlier --corpus: counted once" in capsys.readouterr().err
+    assert "6 of them already given by an earlier --corpus (the same recordings): counted once" in capsys.readouterr().err
+
+
+def test_a_recording_copied_to_another_root_counts_once(tmp_path, capsys):
+    """An 8 kHz copy beside the original (ser-train resample) used to double every recording."""
+    from rich.console import Console
+
+    for root, suffix in (("orig", "wav"), ("copy8k", "flac")):
+        for actor in ("01", "02"):
+            (tmp_path / root / f"Actor_{actor}").mkdir(parents=True)
+            (tmp_path / root / f"Actor_{actor}" / f"03-01-05-01-02-01-{actor}.{suffix}").write_bytes(b"x")
+    specs = [("ravdess", tmp_path / "orig"), ("ravdess", tmp_path / "copy8k")]
+    clips, _ = cli.scan_all(specs, Console(stderr=True))
+    assert sorted(c.path.parent.parent.name for c in clips) == ["orig", "orig"]
+    assert "2 of them already given by an earlier --corpus (the same recordings)" in capsys.readouterr().err
+
+
+def test_one_folder_speaker_name_under_two_roots_or_of_two_genders_is_warned_about(tmp_path, capsys):
+    from rich.console import Console
+
+    for root, gender in (("A", "male"), ("B", "female")):
+        for label in ("angry", "sad"):
+            (tmp_path / root / label).mkdir(parents=True)
+            (tmp_path / root / label / "x.wav").write_bytes(b"x")
+        (tmp_path / root / "speakers.csv").write_text(f"file,speaker,gender\nangry/x.wav,s1,{gender}\n"
+                                                      f"sad/x.wav,s1,{gender}\n")
+    clips, _ = cli.scan_all([("folder", tmp_path / "A"), ("folder", tmp_path / "B")], Console(stderr=True, width=300))
+    err = capsys.readouterr().err
+    assert len(clips) == 4 and {c.speaker for c in clips} == {"folder:s1"}
+    assert "speakers folder:s1 also appear under an earlier folder corpus: each name is taken as one person" in err
+    assert "speakers labelled both female and male: folder:s1" in err
 
 
 QUICK_FIT = ["--no-frame-model", "--no-streaming-cv", "--families", "logreg"]
@@ -681,3 +711,15 @@ def test_evaluate_clip_decision_is_duration_weighted(monkeypatch):
     monkeypatch.setattr(ev, "played", lambda source, *a: [])
     emotion, gender = ev.clip_probs(pipeline, Path("x.wav"))
     np.testing.assert_allclose(emotion, [0.75, 0.25]); np.testing.assert_allclose(gender, [0.75, 0.25])
+
+
+def test_a_card_names_every_corpus_whose_terms_its_weights_inherit():
+    """The licence line was RAVDESS's whatever the corpora; the shipped models' (RAVDESS alone) is unchanged."""
+    from ser_train.fit import RAVDESS_LICENCE, licence
+
+    shipped = json.loads((Path(__file__).resolve().parents[1] / "models" / "ser-ravdess.json").read_text())
+    assert licence(["ravdess=../shared/data/ravdess"]) == RAVDESS_LICENCE == shipped["licence"]
+    mixed = licence(["ravdess=a", "emodb=b", "folder=c"])
+    assert mixed.startswith(RAVDESS_LICENCE) and "Also trained on emodb, folder: the weights inherit those corpora's" in mixed
+    assert licence(["tess=t"]) == ("Trained on tess: the weights inherit that corpus's terms and citation "
+                                    "requirements; check them before any use.")
