@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="replay the bundled recording of emotional speech",
                                description="Replay the bundled recording of emotional speech: no microphone needed.")
-    demo.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 0 = as fast as possible")
+    demo.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 4 = 4x, 0 = as fast as possible")
     add_output_flags(demo)
 
     commands.add_parser("devices", help="list audio input devices",

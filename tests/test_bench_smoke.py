@@ -25,6 +25,11 @@ WITHOUT_SHARED_DATA = ("import sys, pathlib; from benchmarks import bench_stream
 @pytest.mark.parametrize("corpus", ["default", "empty"])
 def test_stream_benchmark_prints_every_figure(tmp_path: Path, corpus: str):
     """A short stream, once; ``empty`` is a clone without ../shared/data (the bundled demo is used)."""
+    from benchmarks.corpus import DEFAULT_DATA
+
+    if corpus == "default" and not DEFAULT_DATA.is_dir():
+        pytest.skip("needs ../shared/data beside the repository (there in CI, not in a user's clone); "
+                    "the 'empty' case runs this clone's fallback to the bundled demo")
     out = tmp_path / "figures.json"
     args = ("--minutes", "0.2", "--reps", "1", "--live-seconds", "0", "--json", str(out))
     if corpus == "empty":
