@@ -82,7 +82,7 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
     pipeline = Pipeline(scorer, adapt=True)
     levels = speaker_levels(usable) if noise else {}
     line = BandPass(*band_hz, pipeline.sample_rate) if band_hz else None
-    truth, emotion_rows, gender_truth, gender_rows, unreadable, places = [], [], [], [], [], []
+    truth, emotion_rows, gender_truth, gender_rows, failures, places = [], [], [], [], [], []
     with progress_bar("evaluate", enabled=progress) as bar:
         task = bar.add_task("evaluate", total=len(usable))
         for session in session_order(usable, seed):
@@ -92,22 +92,24 @@ def evaluate(scorer: Scorer, clips: list[Clip], adapt: bool, seed: int = 0, prog
                 if not adapt:
                     pipeline.reset_session()
                 pipeline.reset_stream()
+                failure = None
                 try:
                     result = clip_probs(pipeline, clip.path, gain_db, _background(clip, noise, levels, seed), line,
                                         _room(clip, reverb_s, drr_db, seed))
                 except SourceError as exc:
-                    unreadable.append(str(exc))
-                    result = None
+                    failure, result = str(exc), None
+                failures.append(failure)
                 truth.append(shared.index(clip.label))
                 gender_truth.append(GENDERS.index(clip.gender) if clip.gender in GENDERS else -1)
                 emotion_rows.append(np.full(len(shared), np.nan) if result is None else result[0][shared_index])
                 gender_rows.append(np.full(len(GENDERS), np.nan) if result is None else result[1])
                 bar.advance(task)
     truth, probs, genders = np.array(truth), np.array(emotion_rows).reshape(-1, len(shared)), np.array(gender_truth)
-    report = emotion_report(truth, probs, tuple(shared))
-    report["no_speech"] -= len(unreadable)     # an error too, counted apart: it was never heard
+    unreadable = [failure for failure in failures if failure is not None]
+    undecoded = np.array([failure is not None for failure in failures], dtype=bool)
+    report = emotion_report(truth, probs, tuple(shared), undecoded)
     if adapt:
-        report["by_session_position"] = by_session_position(truth, probs, np.array(places), tuple(shared))
+        report["by_session_position"] = by_session_position(truth, probs, np.array(places), tuple(shared), undecoded)
     gender_rows = np.array(gender_rows).reshape(-1, 2)
     report.update({"skipped": len(clips) - len(usable), "unreadable": len(unreadable), "unreadable_files": unreadable,
                    "gender_accuracy": gender_accuracy(genders, gender_rows) if scorer.card.gender_trained else None,

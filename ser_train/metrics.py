@@ -29,10 +29,12 @@ def expected_calibration_error(probs: np.ndarray, truth: np.ndarray) -> float:
     return float(ece)
 
 
-def emotion_report(truth: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]) -> dict:
+def emotion_report(truth: np.ndarray, probs: np.ndarray, labels: tuple[str, ...],
+                   unreadable: np.ndarray | None = None) -> dict:
     """Accuracy, UAR, per-class precision/recall/F1, confusion (rows = truth) and ECE.
 
-    A row of ``probs`` that is all NaN (no speech detected) counts as an error.
+    A row of ``probs`` that is all NaN (no speech detected) counts as an error, and in ``no_speech`` unless
+    ``unreadable`` marks it (a file that could not be decoded: an error counted apart).
     """
     missing = np.isnan(probs).any(axis=1)
     pred = np.where(missing, -1, np.nan_to_num(probs, nan=0.0).argmax(axis=1))
@@ -54,7 +56,8 @@ def emotion_report(truth: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]
         if support:
             recalls.append(recall)
     ok = ~missing
-    return {"n": int(len(truth)), "no_speech": int(missing.sum()),
+    silent = missing if unreadable is None else missing & ~unreadable
+    return {"n": int(len(truth)), "no_speech": int(silent.sum()),
             "accuracy": round(float(np.mean(pred == truth)), 4), "uar": round(float(np.mean(recalls)), 4),
             "ece": round(expected_calibration_error(probs[ok], truth[ok]), 4) if ok.any() else None,
             "per_class": per_class, "confusion": confusion.tolist(), "labels": list(labels)}
@@ -64,7 +67,7 @@ SESSION_POSITIONS = ((1, 5), (6, 15), (16, 30), (31, None))  # spans of a clip's
 
 
 def by_session_position(truth: np.ndarray, probs: np.ndarray, positions: np.ndarray,
-                        labels: tuple[str, ...]) -> list[dict]:
+                        labels: tuple[str, ...], unreadable: np.ndarray | None = None) -> list[dict]:
     """:func:`emotion_report` of the clips at each span of places in their speaker's session (adapted
     replays): how the figures grow as the session's statistics fill in. Empty spans are left out."""
     reports = []
@@ -72,7 +75,8 @@ def by_session_position(truth: np.ndarray, probs: np.ndarray, positions: np.ndar
         rows = (positions >= first) & (positions <= (np.inf if last is None else last))
         if rows.any():
             reports.append({"positions": f"{first}+" if last is None else f"{first}-{last}",
-                            **emotion_report(truth[rows], probs[rows], labels)})
+                            **emotion_report(truth[rows], probs[rows], labels,
+                                             None if unreadable is None else unreadable[rows])})
     return reports
 
 

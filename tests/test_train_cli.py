@@ -464,6 +464,7 @@ def test_evaluate_names_the_files_it_cannot_decode(tmp_path, tiny_model, capsys)
     figures = json.loads(out.read_text())
     assert figures["unreadable"] == 1 and "s2_broken.wav" in figures["unreadable_files"][0]
     assert figures["no_speech"] == 1          # the silent clip alone: an unreadable one is not counted there too
+    assert sum(span["no_speech"] for span in figures["by_session_position"]) == 1     # nor in the session spans
     printed = " ".join(capsys.readouterr().err.split())    # the table wraps to the console's width
     assert "no speech 1" in printed and "unreadable 1" in printed and "unreadable: " in printed
     assert "s2_broken.wav" in printed
