@@ -5,6 +5,7 @@ Imported only when a screen is wanted, never with ``--headless``.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 from types import TracebackType
+from typing import IO
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
@@ -245,6 +247,16 @@ def render(s: Snapshot) -> RenderableType:
                  Fit(lambda width: footer_lines(s, width)))
 
 
+def shares_terminal(stdout: IO[str] | None, console: Console) -> bool:
+    """Whether standard output is the very terminal the dashboard draws on (not merely a terminal: stderr may
+    go to a file while stdout stays on the screen)."""
+    try:
+        return (stdout is not None and stdout.isatty() and console.is_terminal
+                and os.path.sameopenfile(stdout.fileno(), console.file.fileno()))
+    except (AttributeError, OSError, ValueError):    # a stream without a descriptor (captured, closed)
+        return False
+
+
 class AboveDashboard:
     """Standard output while the dashboard shares its terminal: each line is printed above the frame whole.
 
@@ -281,11 +293,11 @@ class Dashboard:
         self._console = Console(stderr=True, highlight=False)
         self._published = time.monotonic()
         self._snapshot = monitor.snapshot(stats)
-        self._keys = KeyReader(sys.stdin, on_quit)
-        stdout_is_terminal = sys.stdout is not None and sys.stdout.isatty()   # None: started with stdout closed
+        self._keys = KeyReader(sys.stdin, on_quit, on_suspend=lambda: self._console.show_cursor(True),
+                               on_resume=lambda: self._console.show_cursor(False))   # as Live hides it
         self._live = Live(get_renderable=lambda: render(self._snapshot), console=self._console,
                           refresh_per_second=REFRESH_HZ, redirect_stdout=False)
-        self._stdout = AboveDashboard(self._console) if stdout_is_terminal else None
+        self._stdout = AboveDashboard(self._console) if shares_terminal(sys.stdout, self._console) else None
         self._stack = ExitStack()
 
     def poll(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import signal
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -23,7 +24,8 @@ class KeyReader:
     unechoed; Ctrl-C still sends SIGINT) and a daemon thread reads it.
     On exiting, the thread stops and the terminal settings are restored. A stream
     that is not a TTY (a pipe, a file, /dev/null, or none at all), or the terminal of a job in the
-    background, is never read.
+    background, is never read. Ctrl-Z gives the shell its terminal back as it was (and calls
+    ``on_suspend``) before the job stops; ``fg`` puts it back in cbreak mode (and calls ``on_resume``).
 
     Parameters
     ----------
@@ -32,11 +34,16 @@ class KeyReader:
     on_quit : callable
         Called on the reader thread when ``q`` is pressed (a microphone's ``stop``, which must not
         wait for the next block to be seen).
+    on_suspend, on_resume : callable
+        Called when the job is stopped (Ctrl-Z) and continued (the dashboard shows, then hides, the cursor).
     """
 
-    def __init__(self, stream: IO[str] | None, on_quit: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, stream: IO[str] | None, on_quit: Callable[[], None] = lambda: None,
+                 on_suspend: Callable[[], None] = lambda: None, on_resume: Callable[[], None] = lambda: None) -> None:
         self.quit = threading.Event()
         self._on_quit = on_quit
+        self._on_suspend, self._on_resume = on_suspend, on_resume
+        self._handlers: dict[int, object] = {}
         self._stream = stream
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,11 +68,39 @@ class KeyReader:
             return self
         self._saved = termios.tcgetattr(fd)
         tty.setcbreak(fd)
+        if threading.current_thread() is threading.main_thread():   # where signal handlers can be set
+            self._handlers = {signal.SIGTSTP: signal.signal(signal.SIGTSTP, self._suspend),
+                              signal.SIGCONT: signal.signal(signal.SIGCONT, self._continued)}
         self._thread = threading.Thread(target=self._read, args=(fd,), name="ser-keys", daemon=True)
         self._thread.start()
         return self
 
+    def _suspend(self, signum: int, frame: object) -> None:
+        """Ctrl-Z: restore the terminal as the shell left it, then stop as the default action would."""
+        import termios
+
+        termios.tcsetattr(self._stream.fileno(), termios.TCSADRAIN, self._saved)
+        self._on_suspend()
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)       # stopped here until the shell continues the job
+        signal.signal(signal.SIGTSTP, self._suspend)
+
+    def _continued(self, signum: int, frame: object) -> None:
+        """``fg`` (or ``bg``): back in the foreground, keys are read unbuffered again."""
+        import tty
+
+        fd = self._stream.fileno()
+        try:
+            foreground = os.tcgetpgrp(fd) == os.getpgrp()
+        except OSError:
+            foreground = True
+        if foreground:
+            tty.setcbreak(fd)
+            self._on_resume()
+
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        for signum, handler in self._handlers.items():
+            signal.signal(signum, handler)
         self._stop.set()
         try:
             if self._thread is not None:

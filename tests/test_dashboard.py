@@ -162,6 +162,26 @@ def test_key_reader_sets_quit_on_q_and_restores_the_terminal():
     os.close(master)
 
 
+def test_ctrl_z_gives_the_shell_its_terminal_back_and_fg_takes_it_again(monkeypatch):
+    """After `fg` the terminal used to stay line-buffered and echoing, so `q` did nothing until Enter."""
+    termios = pytest.importorskip("termios")
+    import signal
+
+    stops: list[int] = []
+    monkeypatch.setattr(os, "kill", lambda pid, signum: stops.append(signum))    # the job would stop here
+    master, slave = os.openpty()
+    calls: list[str] = []
+    with os.fdopen(slave, "r") as tty_in:
+        before = termios.tcgetattr(slave)
+        with KeyReader(tty_in, on_suspend=lambda: calls.append("suspend"), on_resume=lambda: calls.append("resume")):
+            signal.getsignal(signal.SIGTSTP)(signal.SIGTSTP, None)        # Ctrl-Z
+            assert termios.tcgetattr(slave) == before and stops == [signal.SIGTSTP] and calls == ["suspend"]
+            signal.getsignal(signal.SIGCONT)(signal.SIGCONT, None)        # fg
+            assert not termios.tcgetattr(slave)[3] & (termios.ICANON | termios.ECHO) and calls == ["suspend", "resume"]
+        assert signal.getsignal(signal.SIGTSTP) == signal.SIG_DFL and termios.tcgetattr(slave) == before
+    os.close(master)
+
+
 def test_key_reader_leaves_the_terminal_of_a_background_job_alone(monkeypatch):
     """`ser demo &`: changing the terminal's mode from the background would stop the job (SIGTTOU)."""
     termios = pytest.importorskip("termios")
@@ -212,6 +232,30 @@ def test_events_on_the_dashboards_terminal_are_whole_json_lines(burst_file, tiny
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode()).replace("\r", "")
     events = [json.loads(line[line.index("{"):]) for line in plain.split("\n") if '{"schema"' in line]
     assert [e["type"] for e in events].count("segment") == 3 and events[-1]["type"] == "stats"
+
+
+def test_events_reach_a_terminal_stdout_when_the_dashboard_draws_elsewhere(burst_file, tiny_model, tmp_path):
+    """`ser ... --jsonl - 2> log` on a terminal: the events used to go into log, among the dashboard's frame."""
+    master, slave = os.openpty()
+    with (tmp_path / "log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "replay", str(burst_file), "--speed", "0",
+                                 "--jsonl", "-", "--model", str(tiny_model)], stdin=slave, stdout=slave, stderr=log)
+    os.close(slave)
+    screen = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:          # EIO: the terminal's other end is closed
+            break
+        if not data:
+            break
+        screen += data
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    events = [json.loads(line) for line in screen.decode().replace("\r", "").splitlines() if line.startswith("{")]
+    assert [e["type"] for e in events].count("segment") == 3 and events[-1]["type"] == "stats"
+    log = (tmp_path / "log").read_text()
+    assert '"schema"' not in log and "summary: " in log
 
 
 def test_headless_never_imports_the_dashboard():
