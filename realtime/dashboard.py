@@ -143,11 +143,22 @@ def clock(seconds: float) -> str:
 def header(s: Snapshot) -> Panel:
     """Source and position, sample rate, elapsed time; the model and its labels."""
     position = f"{s.position_s:.1f} / {s.duration_s:.1f} s" if s.duration_s else f"{s.position_s:.1f} s"
-    where = Text.assemble((s.source, "bold"), "  ", position, "  ", f"{s.sample_rate / 1000:g} kHz")
     when = Text(f"elapsed {clock(s.elapsed_s)}")
     model = Text.assemble("model ", (s.model, "bold"), ": ", (" ".join(s.labels), "dim"))
-    return Panel(Group(Fit(lambda width: [spread(width, where, when)]), model), title="[bold]ser[/] speech emotion",
-                 title_align="left", subtitle="q quits", subtitle_align="right")
+    top = Fit(lambda width: [spread(width, source_line(s.source, position, s.sample_rate, width - when.cell_len - 2),
+                                    when)])
+    return Panel(Group(top, model), title="[bold]ser[/] speech emotion", title_align="left", subtitle="q quits",
+                 subtitle_align="right")
+
+
+def source_line(source: str, position: str, sample_rate: int, width: int) -> Text:
+    """The source, position and rate in ``width`` cells: a long source name is shortened first, so the
+    position stays in view."""
+    rest = f"  {position}  {sample_rate / 1000:g} kHz"
+    name = Text(source, "bold")
+    if name.cell_len + len(rest) > width:
+        name.truncate(max(width - len(rest), 1), overflow="ellipsis")
+    return Text.assemble(name, rest)
 
 
 def emotion_lines(s: Snapshot, width: int) -> list[Text]:

@@ -82,6 +82,14 @@ def test_header_gender_activity_and_footer():
     assert styled("dropped 0", "bold reverse red") not in ansi
 
 
+def test_a_long_source_name_is_shortened_before_the_position():
+    """At 80 columns a call-centre file name used to push the position and rate out of view."""
+    long = "a_rather_long_recording_name_from_the_call_centre_2024-05-01_customer_42.wav (16000 Hz, 1 ch, 600.0 s)"
+    plain, _, _ = frame(dataclasses.replace(SNAPSHOT, source=long, duration_s=600.0))
+    top = plain.splitlines()[1]
+    assert "a_rather_long_recording_name" in top and "…  75.0 / 600.0 s  16 kHz" in top and "elapsed 1:15" in top
+
+
 def test_drops_overflows_and_clipping_are_warnings():
     plain, ansi, _ = frame(dataclasses.replace(SNAPSHOT, dropped_blocks=3, overflows=2, clipping=True, peak_dbfs=0.0,
                                                windows=1, adapted_windows=1))
