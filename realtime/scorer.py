@@ -50,6 +50,15 @@ def model_path(text: str) -> Path:
     return shipped if not path.exists() and shipped.exists() else path
 
 
+def onnx_file(path: Path) -> Path:
+    """The model file ``path`` names: itself (.onnx), the model beside a .json card, or else ``path`` plus
+    .onnx (a path without suffix: ``models/model-v1.5`` keeps its ``.5``)."""
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return path
+    return path.with_suffix(".onnx") if suffix == ".json" else path.with_name(path.name + ".onnx")
+
+
 class ModelError(ValueError):
     """A model or card that cannot be used; the message says what to do."""
 
@@ -171,10 +180,7 @@ class Scorer:
         if model_path.exists() and (model_path.is_dir() or model_path.suffix.lower() not in (".onnx", ".json")):
             raise ModelError(f"--model {model_path} is not a model; pass a model .onnx (its .json card beside it) "
                              f"or a shipped model's name")
-        if model_path.suffix.lower() == ".json":
-            model_path = model_path.with_suffix(".onnx")
-        elif model_path.suffix.lower() != ".onnx":     # a path without suffix: models/model-v1.5 keeps its .5
-            model_path = model_path.with_name(model_path.name + ".onnx")
+        model_path = onnx_file(model_path)
         if not model_path.is_file():
             if model_path.parent == Path("."):   # a bare name: most likely a mistyped shipped one
                 shipped = ", ".join(sorted(path.stem for path in SHIPPED_MODELS.glob("*.onnx")))

@@ -450,9 +450,9 @@ def fit_seed(scorer) -> int:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from ser_train.report import write_report
 
-    from realtime.scorer import model_path
+    from realtime.scorer import model_path, onnx_file
 
-    card = model_path(args.model).with_suffix(".json")
+    card = onnx_file(model_path(args.model)).with_suffix(".json")
     if not card.is_file():
         raise ValueError(f"no model card at {card}; pass a model's .onnx, its .json card or a shipped model's name")
     check_writable(args.out, "--out", folder=True)

@@ -596,6 +596,8 @@ def test_out_keeps_a_dotted_name_and_a_failed_fit_leaves_the_model_there_untouch
     files = sorted(p.name for p in out.parent.iterdir())
     assert files == ["model-v1.5.json", "model-v1.5.onnx"]
     assert Scorer(out, DEFAULT_SPEC).card.name == "model-v1.5"      # the runtime finds it by the same stem
+    assert cli.main(["report", "--model", str(out), "--out", str(tmp_path / "rep")]) == 2     # and report: its card,
+    assert f"{out}.json has no streaming CV figures" in capsys.readouterr().err             # not model-v1.json
     before = {name: (out.parent / name).read_bytes() for name in files}
 
     def fails(*args, **kwargs):
