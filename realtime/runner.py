@@ -43,7 +43,7 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
 
     Every event goes to every sink; a ``stats`` event is written after the block that completes each
     ``stats_every_s`` of audio (one for a block that completes several), and at the end unless the last
-    one already stands there. A :class:`SourceError` in
+    one already says the same (the CPU used aside). A :class:`SourceError` in
     mid-stream (a file that stops decoding) still closes the open window and
     writes the final ``stats`` event before it propagates, so nothing read is lost.
     """
@@ -54,14 +54,16 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
             for sink in sinks:
                 sink.write(record)
 
-    def write_stats() -> int:
-        record = stats_record(monitor, source.stats)
+    def write_stats(record: dict) -> dict:
         for sink in sinks:
             sink.write(record)
-        return monitor.samples
+        return record
+
+    def counts(record: dict | None) -> dict | None:     # what a stats event says, but for the CPU it has used
+        return None if record is None else {k: v for k, v in record.items() if k != "cpu_per_audio_s"}
 
     every = int(stats_every_s * pipeline.sample_rate)
-    next_stats, stats_at = every, -1
+    next_stats, last_stats = every, None
     interrupted = False
     failure: SourceError | None = None
     chunks = iter(source)
@@ -71,7 +73,7 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
             emit(pipeline.push(chunk.samples))
             if monitor.samples >= next_stats:
                 next_stats += every * ((monitor.samples - next_stats) // every + 1)
-                stats_at = write_stats()
+                last_stats = write_stats(stats_record(monitor, source.stats))
             if should_stop():
                 interrupted = True
                 stop = getattr(source, "stop", None)
@@ -83,10 +85,10 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
         getattr(chunks, "close", lambda: None)()   # now, so a microphone counts what it never handed over
     except SourceError as exc:
         failure = exc
-    closing = pipeline.flush()
-    emit(closing)
-    if closing or monitor.samples != stats_at:
-        write_stats()
+    emit(pipeline.flush())
+    final = stats_record(monitor, source.stats)
+    if counts(final) != counts(last_stats):      # else the last periodic one already says it all
+        write_stats(final)
     if failure is not None:
         raise failure
     return interrupted

@@ -123,6 +123,42 @@ def test_event_record_fields():
     assert start["latency_ms"] is None and start["smoothed_emotion"] is None
 
 
+def test_blocks_dropped_on_closing_get_a_final_stats_event(tiny_model):
+    """A second Ctrl-C just after a periodic stats: the microphone counts its unread blocks as dropped on
+    closing, and the final stats must say so (it was skipped as a repeat of the periodic one)."""
+    from realtime.monitor import Monitor
+    from realtime.pipeline import Pipeline
+    from realtime.runner import run
+    from realtime.scorer import Scorer
+    from realtime.sources import Chunk, SourceStats
+
+    block = RATE // 10
+
+    class Mic:
+        stats = SourceStats()
+
+        def __iter__(self):
+            try:
+                for i in range(20):
+                    yield Chunk(np.zeros(block, np.float32), i * block)
+            finally:
+                self.stats.dropped_blocks += 3      # as MicSource counts the blocks it never handed over
+
+    records = []
+
+    class Interrupted(Monitor):
+        def on_chunk(self, samples):
+            if records:                               # Ctrl-C on the block after the periodic stats at 1 s
+                raise KeyboardInterrupt
+            super().on_chunk(samples)
+
+    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    monitor = Interrupted("x", "m", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    assert run(Mic(), Pipeline(scorer), [SimpleNamespace(write=records.append)], monitor, stats_every_s=1.0)
+    stats = [r for r in records if r["type"] == "stats"]
+    assert [(r["end_s"], r["dropped_blocks"]) for r in stats] == [(1.0, 0), (1.0, 3)]
+
+
 def test_jsonl_never_writes_nan(tmp_path):
     """Strict JSON, as the README promises: a NaN would be a bug to surface, not a line jq cannot parse."""
     from realtime.sinks import JsonlSink
