@@ -59,11 +59,7 @@ class KeyReader:
         if self._stream is None or not self._stream.isatty():   # None: the process was started with stdin closed
             return self
         fd = self._stream.fileno()
-        try:
-            background = os.tcgetpgrp(fd) != os.getpgrp()
-        except OSError:   # not this process's controlling terminal, so no job control stops it
-            background = False
-        if background:    # `ser demo &`: setting the terminal's mode would stop the job (SIGTTOU)
+        if not _in_foreground(fd):    # `ser demo &`: setting the terminal's mode would stop the job (SIGTTOU)
             log.info("started in the background: keys disabled, use Ctrl-C or SIGTERM to stop")
             return self
         self._saved = termios.tcgetattr(fd)
@@ -90,11 +86,7 @@ class KeyReader:
         import tty
 
         fd = self._stream.fileno()
-        try:
-            foreground = os.tcgetpgrp(fd) == os.getpgrp()
-        except OSError:
-            foreground = True
-        if foreground:
+        if _in_foreground(fd):
             tty.setcbreak(fd)
             self._on_resume()
 
@@ -117,6 +109,9 @@ class KeyReader:
                 ready, _, _ = select.select([fd], [], [], POLL_S)
                 if not ready:
                     continue
+                if not _in_foreground(fd):     # after Ctrl-Z and `bg`: a read would stop the job (SIGTTIN)
+                    self._stop.wait(POLL_S)
+                    continue
                 data = os.read(fd, 64)
             except OSError:       # the terminal went away: nothing more to read
                 return
@@ -125,3 +120,12 @@ class KeyReader:
             if any(key in QUIT_KEYS for key in data):
                 self._on_quit()
                 self.quit.set()
+
+
+def _in_foreground(fd: int) -> bool:
+    """Whether this process's group holds the terminal ``fd``; a terminal that is not this process's
+    controlling one counts as held, since no job control stops a reader of it."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return True

@@ -190,6 +190,22 @@ def test_ctrl_z_gives_the_shell_its_terminal_back_and_fg_takes_it_again(monkeypa
     os.close(master)
 
 
+def test_after_ctrl_z_and_bg_the_reader_leaves_the_terminal_unread(monkeypatch):
+    """A read from the background stops the job (SIGTTIN): keys wait until it is in the foreground again."""
+    pytest.importorskip("termios")
+    master, slave = os.openpty()
+    holder = [os.getpgrp()]
+    with os.fdopen(slave, "r") as tty_in:
+        with KeyReader(tty_in) as keys:
+            monkeypatch.setattr(os, "tcgetpgrp", lambda fd: holder[0])
+            holder[0] = os.getpgrp() + 1                      # `bg`: the shell holds the terminal
+            os.write(master, b"q")
+            assert not keys.quit.wait(0.5)
+            holder[0] = os.getpgrp()                          # `fg`
+            assert keys.quit.wait(10)
+    os.close(master)
+
+
 def test_key_reader_leaves_the_terminal_of_a_background_job_alone(monkeypatch):
     """`ser demo &`: changing the terminal's mode from the background would stop the job (SIGTTOU)."""
     termios = pytest.importorskip("termios")
