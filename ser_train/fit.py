@@ -373,7 +373,7 @@ def _gender_table(clips: list[Clip], fit: FitConfig, levels: dict[str, float],
     return window_table(extract(clips, DEFAULT_SPEC, factors=near,
                                 gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                 noise=lambda clip, factor: session_noise(clip, factor, fit, levels, gender_copy=True),
-                                band_hz=fit.band_hz, vad=fit_vad(fit)), labels)
+                                band_hz=fit.band_hz, vad=fit_vad(fit)), labels, every_label=False)
 
 
 def _check_speakers(n: int, fit: FitConfig) -> None:

@@ -32,15 +32,16 @@ class WindowTable:
                            self.session[rows], self.factor[rows], self.clip[rows], self.duration_s[rows], self.labels)
 
 
-def window_table(clips: list[ClipWindows], labels: tuple[str, ...]) -> WindowTable:
-    """Flatten clips into window rows, keeping only clips whose label is in ``labels``; a ValueError names
-    the labels none of whose clips holds a window of speech (the model could not learn them)."""
+def window_table(clips: list[ClipWindows], labels: tuple[str, ...], every_label: bool = True) -> WindowTable:
+    """Flatten clips into window rows, keeping only clips whose label is in ``labels``. A ValueError says when
+    no clip holds a window of speech, or (with ``every_label``: the emotion head learns them all) names the
+    labels none of whose clips does."""
     keep = [(i, c) for i, c in enumerate(clips) if c.clip.label in labels and len(c.durations_s)]
     heard = {c.clip.label for _, c in keep}
     silent = [label for label in labels if label not in heard]
     if len(silent) == len(labels):
         raise ValueError("no clip holds speech that the VAD finds: check the recordings' level (is it silence?)")
-    if silent:
+    if silent and every_label:
         raise ValueError(f"no clip labelled {', '.join(silent)} holds speech that the VAD finds, so the model could "
                          f"not learn {'it' if len(silent) == 1 else 'them'}: check those recordings, or leave "
                          f"{'it' if len(silent) == 1 else 'them'} out with --emotions")

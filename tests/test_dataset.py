@@ -76,3 +76,15 @@ def test_an_unreadable_clip_is_warned_about_once_and_kept_with_no_windows(tmp_pa
     assert [len(r.durations_s) for r in results] == [0, 0, 0]
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and warnings[0].startswith(f"skipped {path}: ") and warnings[0].count(str(path)) == 1
+
+
+def test_a_label_without_windows_stops_the_emotion_table_but_not_the_gender_copies_table():
+    from ser_train.dataset import ClipWindows
+    from ser_train.sessions import window_table
+
+    heard = ClipWindows(Clip(Path("a.wav"), "angry", "s1", None, "folder"), np.zeros((2, 4)), np.ones(2),
+                        tuple(np.zeros((2, 2)) for _ in range(2)))
+    silent = ClipWindows(Clip(Path("b.wav"), "sad", "s1", None, "folder"), np.zeros((0, 4)), np.zeros(0), ())
+    with pytest.raises(ValueError, match="no clip labelled sad holds speech"):
+        window_table([heard, silent], ("angry", "sad"))
+    assert len(window_table([heard, silent], ("angry", "sad"), every_label=False).label) == 2   # gender-only copies
