@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,15 +233,11 @@ def test_dashboard_goes_to_stderr_and_jsonl_stdout_stays_clean(burst_file, tiny_
     assert "adapted 3 windows" in err and err.rstrip().splitlines()[-1].startswith("summary: 6.0 s of audio")
 
 
-def test_events_on_the_dashboards_terminal_are_whole_json_lines(burst_file, tiny_model):
-    """With stdout on the dashboard's terminal, each event is printed above the frame unbroken, however narrow."""
-    fcntl, termios = pytest.importorskip("fcntl"), pytest.importorskip("termios")
-    import struct
-
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 60, 0, 0))    # 40 rows, 60 columns
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "replay", str(burst_file), "--speed", "0",
-                             "--jsonl", "-", "--model", str(tiny_model)], stdin=slave, stdout=slave, stderr=slave)
+def replay_on_terminal(path: Path, model: Path, master: int, slave: int, stderr: object) -> bytes:
+    """`ser replay PATH --jsonl -` with stdin and stdout on the pseudo-terminal ``slave``; everything the
+    terminal received, once the run has ended with exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "replay", str(path), "--speed", "0",
+                             "--jsonl", "-", "--model", str(model)], stdin=slave, stdout=slave, stderr=stderr)
     os.close(slave)
     screen = b""
     while True:
@@ -253,6 +250,17 @@ def test_events_on_the_dashboards_terminal_are_whole_json_lines(burst_file, tiny
         screen += data
     os.close(master)
     assert proc.wait(timeout=120) == 0
+    return screen
+
+
+def test_events_on_the_dashboards_terminal_are_whole_json_lines(burst_file, tiny_model):
+    """With stdout on the dashboard's terminal, each event is printed above the frame unbroken, however narrow."""
+    fcntl, termios = pytest.importorskip("fcntl"), pytest.importorskip("termios")
+    import struct
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 60, 0, 0))    # 40 rows, 60 columns
+    screen = replay_on_terminal(burst_file, tiny_model, master, slave, stderr=slave)
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode()).replace("\r", "")
     events = [json.loads(line[line.index("{"):]) for line in plain.split("\n") if '{"schema"' in line]
     assert [e["type"] for e in events].count("segment") == 3 and events[-1]["type"] == "stats"
@@ -262,20 +270,7 @@ def test_events_reach_a_terminal_stdout_when_the_dashboard_draws_elsewhere(burst
     """`ser ... --jsonl - 2> log` on a terminal: the events used to go into log, among the dashboard's frame."""
     master, slave = os.openpty()
     with (tmp_path / "log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "replay", str(burst_file), "--speed", "0",
-                                 "--jsonl", "-", "--model", str(tiny_model)], stdin=slave, stdout=slave, stderr=log)
-    os.close(slave)
-    screen = b""
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:          # EIO: the terminal's other end is closed
-            break
-        if not data:
-            break
-        screen += data
-    os.close(master)
-    assert proc.wait(timeout=120) == 0
+        screen = replay_on_terminal(burst_file, tiny_model, master, slave, stderr=log)
     events = [json.loads(line) for line in screen.decode().replace("\r", "").splitlines() if line.startswith("{")]
     assert [e["type"] for e in events].count("segment") == 3 and events[-1]["type"] == "stats"
     log = (tmp_path / "log").read_text()
