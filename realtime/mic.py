@@ -58,8 +58,7 @@ def device_list(devices: list[InputDevice]) -> str:
 
 def resolve_device(spec: str | None) -> InputDevice:
     """Pick an input device by index or by a case-insensitive substring of its name (None: the default)."""
-    every = audio_devices()
-    devices = [d for d in every if d.channels > 0]
+    devices = input_devices()
     if not devices:
         raise SourceError("no audio input device found; plug in a microphone or check `ser devices`")
     if spec is None:
@@ -73,7 +72,7 @@ def resolve_device(spec: str | None) -> InputDevice:
         raise SourceError(f"--device is empty; give an index or part of a name: {device_list(devices)}")
     match = matching(spec, devices)
     if not match:
-        outputs = matching(spec, [d for d in every if d.channels == 0])
+        outputs = matching(spec, [d for d in audio_devices() if d.channels == 0])
         if outputs:
             raise SourceError(f"'{spec}' is an output device with no input channels ({device_list(outputs)}); "
                               f"inputs: {device_list(devices)}")

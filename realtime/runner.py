@@ -47,17 +47,14 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
     mid-stream (a file that stops decoding) still closes the open window and
     writes the final ``stats`` event before it propagates, so nothing read is lost.
     """
+    def send(record: dict) -> None:
+        for sink in sinks:
+            sink.write(record)
+
     def emit(events: list[Event]) -> None:
         for event in events:
             monitor.on_event(event, pipeline.smoother.probs, pipeline.gender_smoother.probs)
-            record = event_record(event, pipeline.sample_rate)
-            for sink in sinks:
-                sink.write(record)
-
-    def write_stats(record: dict) -> dict:
-        for sink in sinks:
-            sink.write(record)
-        return record
+            send(event_record(event, pipeline.sample_rate))
 
     def counts(record: dict | None) -> dict | None:     # what a stats event says, but for the CPU it has used
         return None if record is None else {k: v for k, v in record.items() if k != "cpu_per_audio_s"}
@@ -73,7 +70,8 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
             emit(pipeline.push(chunk.samples))
             if monitor.samples >= next_stats:
                 next_stats += every * ((monitor.samples - next_stats) // every + 1)
-                last_stats = write_stats(stats_record(monitor, source.stats))
+                last_stats = stats_record(monitor, source.stats)
+                send(last_stats)
             if should_stop():
                 interrupted = True
                 stop = getattr(source, "stop", None)
@@ -88,7 +86,7 @@ def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,
     emit(pipeline.flush())
     final = stats_record(monitor, source.stats)
     if counts(final) != counts(last_stats):      # else the last periodic one already says it all
-        write_stats(final)
+        send(final)
     if failure is not None:
         raise failure
     return interrupted
