@@ -322,9 +322,3 @@ def _percentile_points(n: int, percentiles: tuple[int, ...]) -> tuple[np.ndarray
     below = np.floor(position).astype(np.intp)
     return below, np.minimum(below + 1, n - 1), (position - below)[:, None]
 
-
-def clip_vector(samples: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:
-    """Offline reference: the window vector of a whole clip computed in one batch."""
-    stream = FeatureStream(spec, capacity_s=len(samples) / spec.sample_rate + 1.0)
-    stream.push(samples)
-    return stream.window_vector(0, len(samples))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from realtime.features import DEFAULT_SPEC, FeatureStream, clip_vector, dct_matrix, functionals, mel_filterbank
+from realtime.features import DEFAULT_SPEC, FeatureStream, dct_matrix, functionals, mel_filterbank
 from tests.conftest import SHARED_RAVDESS, bursts
 
 RATE, HOP = 16000, 320
@@ -17,6 +17,13 @@ def speech_clip() -> np.ndarray:
     t = np.arange(3 * 16000) / 16000
     return (bursts(total_s=3.0, spans=((0.3, 2.6, "noise"),)) * 0.1
             + 0.2 * np.sin(2 * np.pi * (120 + 30 * t) * t) * (t > 0.3) * (t < 2.6)).astype(np.float32)
+
+
+def clip_vector(samples: np.ndarray) -> np.ndarray:
+    """Offline reference: the window vector of a whole clip computed in one batch."""
+    stream = FeatureStream(capacity_s=len(samples) / DEFAULT_SPEC.sample_rate + 1.0)
+    stream.push(samples)
+    return stream.window_vector(0, len(samples))
 
 
 @pytest.mark.parametrize("chunk", [160, 512, 4096])
