@@ -1,4 +1,4 @@
-"""The live dashboard: :func:`render` draws one frame, :class:`Dashboard` keeps it on screen.
+"""The live dashboard: :class:`Frame` draws one frame, :class:`Dashboard` keeps it on screen.
 
 Imported only when a screen is wanted, never with ``--headless``.
 """
@@ -245,17 +245,37 @@ def footer_lines(s: Snapshot, width: int) -> list[Text]:
     return lines
 
 
-def render(s: Snapshot) -> RenderableType:
-    """One dashboard frame; a pure function of the snapshot."""
-    height = max(len(s.labels) + 2, GAUGE_ROWS + 5)
-    gauges = Group(Panel(Fit(lambda width: gender_lines(s, width)), title="gender [dim]rolling[/]",
-                         title_align="left", height=GAUGE_ROWS),
-                   Panel(Fit(lambda width: activity_lines(s, width)), title="activity", title_align="left",
-                         height=height - GAUGE_ROWS))
-    timeline = Panel(Fit(lambda width: timeline_lines(s, width)),
-                     title=f"timeline [dim]last {TIMELINE_S:.0f} s, silence blank[/]", title_align="left")
-    return Group(header(s), SideBySide(emotion_panel(s, height), gauges, share=0.6), timeline,
-                 Fit(lambda width: footer_lines(s, width)))
+@dataclass(frozen=True)
+class Frame:
+    """One dashboard frame, a pure function of the snapshot and the terminal's size.
+
+    While the run goes on (``fit``), a terminal too short for all of it loses the timeline first, then
+    the header, so that the counters (the dropped blocks among them) stay in view. The last frame,
+    left in the scrollback, is whole.
+    """
+
+    s: Snapshot
+    fit: bool = True
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        s, height = self.s, max(len(self.s.labels) + 2, GAUGE_ROWS + 5)
+        gauges = Group(Panel(Fit(lambda width: gender_lines(s, width)), title="gender [dim]rolling[/]",
+                             title_align="left", height=GAUGE_ROWS),
+                       Panel(Fit(lambda width: activity_lines(s, width)), title="activity", title_align="left",
+                             height=height - GAUGE_ROWS))
+        timeline = Panel(Fit(lambda width: timeline_lines(s, width)),
+                         title=f"timeline [dim]last {TIMELINE_S:.0f} s, silence blank[/]", title_align="left")
+        parts = {"header": header(s), "middle": SideBySide(emotion_panel(s, height), gauges, share=0.6),
+                 "timeline": timeline, "footer": Fit(lambda width: footer_lines(s, width))}
+        lines = {name: console.render_lines(part, options.update(height=None), pad=False)
+                 for name, part in parts.items()}
+        for expendable in ("timeline", "header"):
+            if self.fit and sum(map(len, lines.values())) > options.max_height:
+                del lines[expendable]
+        for part in lines.values():
+            for line in part:
+                yield from line
+                yield Segment.line()
 
 
 def shares_terminal(stdout: IO[str] | None, console: Console) -> bool:
@@ -290,7 +310,7 @@ class AboveDashboard:
 
 
 class Dashboard:
-    """Keeps :func:`render` of the latest snapshot on the terminal (stderr) while a run goes on.
+    """Keeps the :class:`Frame` of the latest snapshot on the terminal (stderr) while a run goes on.
 
     The pipeline thread calls :meth:`poll` after every chunk: at most :data:`REFRESH_HZ` times
     a second it publishes a fresh snapshot (a reference swap, no lock) and it returns
@@ -303,10 +323,10 @@ class Dashboard:
         self._monitor, self._stats = monitor, stats
         self._console = Console(stderr=True, highlight=False)
         self._published = time.monotonic()
-        self._snapshot = monitor.snapshot(stats)
+        self._snapshot, self._last = monitor.snapshot(stats), False
         self._keys = KeyReader(sys.stdin, on_quit, on_suspend=lambda: self._console.show_cursor(True),
                                on_resume=lambda: self._console.show_cursor(False))   # as Live hides it
-        self._live = Live(get_renderable=lambda: render(self._snapshot), console=self._console,
+        self._live = Live(get_renderable=lambda: Frame(self._snapshot, fit=not self._last), console=self._console,
                           refresh_per_second=REFRESH_HZ, redirect_stdout=False)
         self._stdout = AboveDashboard(self._console) if shares_terminal(sys.stdout, self._console) else None
         self._stack = ExitStack()
@@ -329,6 +349,7 @@ class Dashboard:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._snapshot = self._monitor.snapshot(self._stats)      # the final frame includes the flushed window
+        self._last = True
         self._stack.__exit__(kind, exc, tb)
         if not self._console.is_terminal:      # rich ends the last frame with a newline only on a terminal
             self._console.line()

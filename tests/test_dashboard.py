@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.style import Style
 
 from realtime import cli
-from realtime.dashboard import label_codes, render, timeline_cells
+from realtime.dashboard import Frame, label_codes, timeline_cells
 from realtime.keys import KeyReader
 from realtime.monitor import Monitor, Snapshot
 from realtime.sources import SourceStats
@@ -36,12 +36,13 @@ SNAPSHOT = Snapshot(
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
-def frame(snapshot: Snapshot, width: int = 100, no_color: bool = False) -> tuple[str, str, str]:
+def frame(snapshot: Snapshot, width: int = 100, no_color: bool = False, height: int = 25,
+          fit: bool = True) -> tuple[str, str, str]:
     """The frame as plain text, as recorded with styles, and as written to the terminal."""
     screen = io.StringIO()
-    out = Console(record=True, width=width, force_terminal=True, color_system="truecolor", no_color=no_color,
-                  file=screen)
-    out.print(render(snapshot))
+    out = Console(record=True, width=width, height=height, force_terminal=True, color_system="truecolor",
+                  no_color=no_color, file=screen)
+    out.print(Frame(snapshot, fit=fit))
     return out.export_text(clear=False), out.export_text(styles=True), screen.getvalue()
 
 
@@ -89,6 +90,17 @@ def test_a_long_source_name_is_shortened_before_the_position():
     plain, _, _ = frame(dataclasses.replace(SNAPSHOT, source=long, duration_s=600.0))
     top = plain.splitlines()[1]
     assert "a_rather_long_recording_name" in top and "…  75.0 / 600.0 s  16 kHz" in top and "elapsed 1:15" in top
+
+
+def test_a_short_terminal_gives_up_the_timeline_then_the_header_but_keeps_the_counters():
+    """At 18 rows the footer, with its dropped-block counter, used to be cut off below the timeline."""
+    parts = ("ser speech emotion", "emotion rolling", "timeline last", "dropped 3")
+    snapshot = dataclasses.replace(SNAPSHOT, dropped_blocks=3)
+    for height, shown in ((25, parts), (18, parts[:2] + parts[3:]), (14, parts[1:2] + parts[3:])):
+        plain, _, _ = frame(snapshot, width=80, height=height)
+        assert [part for part in parts if part in plain] == list(shown) and len(plain.splitlines()) <= height
+    whole, _, _ = frame(snapshot, width=80, height=14, fit=False)   # the last frame, left in the scrollback
+    assert all(part in whole for part in parts)
 
 
 def test_drops_overflows_and_clipping_are_warnings():
