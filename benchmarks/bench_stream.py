@@ -145,7 +145,7 @@ def report(stream: Stream, reps: int, r: dict) -> str:
              versions(),
              f"{reps} interleaved repetitions (A B C A B C ...); medians; ratios are medians of per-repetition ratios",
              "",
-             f"{'engine':56s} {'CPU ms/audio-s':>14s} {'RTF':>8s} {'decisions':>9s} {'p50 ms':>8s} {'p99 ms':>8s}"]
+             f"{'engine':56s} {'CPU ms/audio-s':>14s} {'wall RTF':>8s} {'decisions':>9s} {'p50 ms':>8s} {'p99 ms':>8s}"]
     for name, text in ENGINES.items():
         s = e[name]
         lines.append(f"{name}  {text:53s} {s['cpu_ms_per_audio_s']:14.3f} {s['realtime_factor']:8.5f} "
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of speech recordings (default ../shared/data; else the bundled demo)")
     parser.add_argument("--minutes", type=float_range(*MINUTES), default=10.0,
                         help=f"length of the stream, {MINUTES[0]:g}-{MINUTES[1]:g} (held in memory; default 10)")
-    parser.add_argument("--reps", type=positive_int, default=5, help="interleaved repetitions (default 5)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="clip order and pauses (default 0)")
+    parser.add_argument("--reps", type=positive_int, default=5, help="interleaved repetitions, 1 or more (default 5)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the clip order and pauses, 0 or more (default 0)")
     parser.add_argument("--live-seconds", type=float_range(*live_cpu.SECONDS, zero=True), default=60.0,
                         help="seconds of speech played to `ser live` per mode on the virtual microphone, "
                              f"{live_cpu.SECONDS[0]:g}-{live_cpu.SECONDS[1]:g}, at most the stream's length, "

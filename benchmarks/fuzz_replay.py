@@ -244,8 +244,8 @@ def fuzz(cases: int, seed: int, workdir: Path, keep: Path | None = None) -> tupl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fuzz_replay", description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=positive_int, default=3000, help="mutated files to replay (default 3000)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the mutations (default 0)")
+    parser.add_argument("--cases", type=positive_int, default=3000, help="mutated files to replay, 1 or more (default 3000)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the mutations, 0 or more (default 0)")
     parser.add_argument("--keep", type=Path, help="directory for inputs that crashed")
     args = parser.parse_args(argv)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)   # in this thread only: held at start-up

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="folder of speech (default ../shared/data; else the bundled demo)")
     parser.add_argument("--seconds", type=float_range(*SECONDS), default=40.0,
                         help=f"seconds of audio, {SECONDS[0]:g}-{SECONDS[1]:g} (default 40)")
-    parser.add_argument("--reps", type=positive_int, default=3, help="interleaved repetitions (default 3)")
+    parser.add_argument("--reps", type=positive_int, default=3, help="interleaved repetitions, 1 or more (default 3)")
     parser.add_argument("--json", type=output_file, help="also write the figures as JSON to this path")
     args = parser.parse_args(argv)
     stream = stream_or_usage_error(parser, args.data, args.seconds / 60, DEFAULT_SPEC.sample_rate)

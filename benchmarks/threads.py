@@ -1,4 +1,5 @@
-"""One thread for numpy, BLAS, numba and onnxruntime in the benchmark process; import before numpy."""
+"""One thread for numpy, BLAS and numba in the benchmark process (onnxruntime's comes from the Scorer); import
+before numpy."""
 
 from __future__ import annotations
 

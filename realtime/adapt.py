@@ -15,7 +15,8 @@ class AdaptConfig:
 
     ``variance_prior_windows`` is the prior's weight on the variance alone (None: ``prior_windows``).
     A session's variance from a few windows is far noisier than its mean, so it may be shrunk harder.
-    Not ``enabled``: every window is a session of its own, as training's cold windows are (`ser --no-adapt`).
+    Not ``enabled`` (`ser --no-adapt`): every window is a session of its own. Training's cold sessions are
+    clips, which is the same for a clip of one window.
     """
 
     prior_windows: float = 2.0

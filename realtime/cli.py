@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one `ser` command; every failure ends as one ``ser: ...`` line on stderr and an exit code.
 
     2: bad input, model or device (the message says what to do); 1: an internal error
-    (its traceback is logged at DEBUG level) or an input device that vanished mid-stream
-    (after the summary); 130: interrupted before streaming began.
+    (its traceback is logged at DEBUG level), or after the summary an input device that vanished
+    mid-stream or blocks a second Ctrl-C left unread; 130: interrupted before streaming began.
     """
     reopen_closed_stderr()
     args = build_parser().parse_args(argv)

@@ -141,7 +141,7 @@ class FeatureStream:
     ----------
     spec : FeatureSpec
     capacity_s : float
-        Seconds of audio and frame history kept for :meth:`window_vector`.
+        Seconds of audio and frame history kept for :meth:`window_frames`.
     """
 
     batch_frames = 64          # hops per numpy batch (a 1 s partial is 50): amortises per-call overhead
@@ -179,11 +179,9 @@ class FeatureStream:
         spec = self.spec
         return max(0, (self._audio.written - spec.frame_length) // spec.hop_length + 1)
 
-    def push(self, samples: np.ndarray) -> int:
-        """Store mono samples; return how many new frames they complete."""
-        before = self.n_frames
+    def push(self, samples: np.ndarray) -> None:
+        """Store mono samples (their frames are computed when a window asks for them)."""
         self._audio.write(samples)
-        return self.n_frames - before
 
     def frames_between(self, first: int, last: int) -> np.ndarray:
         """Frames ``[first, last)`` (computed now if needed), shape ``(last - first, n_frame_columns)``."""
@@ -272,10 +270,6 @@ class FeatureStream:
     def window_frames(self, start_sample: int, end_sample: int) -> np.ndarray:
         """The frames inside a window of the stream, shape ``(n, n_frame_columns)``."""
         return self.frames_between(*self.frame_range(start_sample, end_sample))
-
-    def window_vector(self, start_sample: int, end_sample: int) -> np.ndarray:
-        """Functionals of the frames inside a window of the stream, shape ``(spec.dim,)``."""
-        return functionals(self.window_frames(start_sample, end_sample), self.spec)
 
 
 def functionals(frames: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:

@@ -108,7 +108,7 @@ class Pipeline:
         Windowing parameters; None: the ones the model's card was trained with.
     adapt : bool
         Normalise with running session statistics (else each window with its own, shrunk towards the
-        population, as training's cold windows).
+        population; training's cold sessions are clips, the same for a clip of one window).
     """
 
     def __init__(self, scorer: Scorer, vad: VadConfig | None = None, adapt: bool = True) -> None:

@@ -166,7 +166,7 @@ class Scorer:
     Parameters
     ----------
     model_path : Path
-        The ``.onnx`` file; its card is the same path with ``.json``.
+        The ``.onnx`` file, its ``.json`` card, or their path without the suffix (see :func:`onnx_file`).
     runtime_spec : FeatureSpec
         The spec this runtime computes; the card must match it.
     """

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from realtime.adapt import AdaptConfig
-from realtime.channel import pass_band        # numpy loads here, after ser_train/__init__ pinned the BLAS kernel
+from realtime.adapt import AdaptConfig          # numpy loads here, after ser_train/__init__ pinned the BLAS kernel
+from realtime.channel import pass_band
 from realtime.features import DEFAULT_SPEC
 from realtime.stdio import reopen_closed_stderr
 from ser_train.frame_model import (AVERAGED_FRAME_CONFIG, MASKED_FRAME_CONFIG, FrameModelConfig, averaging_text,

@@ -252,7 +252,7 @@ def _recompute_norms(network, batches) -> None:
 
 
 def _crop(x: np.ndarray, min_crop: float, rng: np.random.Generator) -> np.ndarray:
-    """A random contiguous crop keeping ``min_crop``-1 of the frames (windows under 20 frames stay whole)."""
+    """A random contiguous crop keeping ``min_crop``-1 of the frames (windows of 20 frames or fewer stay whole)."""
     if min_crop >= 1.0 or len(x) <= 20:
         return x
     keep = int(len(x) * rng.uniform(min_crop, 1.0))

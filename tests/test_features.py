@@ -23,7 +23,7 @@ def clip_vector(samples: np.ndarray) -> np.ndarray:
     """Offline reference: the window vector of a whole clip computed in one batch."""
     stream = FeatureStream(capacity_s=len(samples) / DEFAULT_SPEC.sample_rate + 1.0)
     stream.push(samples)
-    return stream.window_vector(0, len(samples))
+    return functionals(stream.window_frames(0, len(samples)))
 
 
 @pytest.mark.parametrize("chunk", [160, 512, 4096])
@@ -33,7 +33,7 @@ def test_streaming_matches_offline(chunk):
     stream = FeatureStream(capacity_s=10)
     for i in range(0, len(x), chunk):
         stream.push(x[i:i + chunk])
-    streamed = stream.window_vector(0, len(x))
+    streamed = functionals(stream.window_frames(0, len(x)))
     assert streamed.shape == (DEFAULT_SPEC.dim,)
     # rtol 1e-5; atol only covers round-off on entries that are exactly zero in digital silence
     np.testing.assert_allclose(streamed, offline, rtol=1e-5, atol=1e-9)
@@ -64,7 +64,7 @@ def test_names_match_vector_and_empty_window_is_zero():
     assert len(DEFAULT_SPEC.names) == DEFAULT_SPEC.dim == len(set(DEFAULT_SPEC.names))
     stream = FeatureStream()
     stream.push(np.zeros(100, dtype=np.float32))
-    assert not stream.window_vector(0, 100).any()
+    assert not functionals(stream.window_frames(0, 100)).any()
 
 
 def test_spec_hash_changes_with_the_spec():
