@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -15,7 +16,12 @@ from realtime.sources import DEFAULT_BLOCK, Chunk, Resampler, SourceError, Sourc
 log = logging.getLogger(__name__)
 
 PORTAUDIO_HINT = "PortAudio library not found: install it (Debian/Ubuntu: apt install libportaudio2; macOS: brew install portaudio)"
-QUEUE_BLOCKS = 100            # bounded: 10 s of 100 ms blocks; beyond that blocks are dropped and counted
+QUEUE_BLOCKS = 600            # bounded: 60 s of 100 ms blocks (PulseAudio holds about as much for a stalled
+                              # client, which it delivers at once on waking); beyond that blocks are dropped and
+                              # counted, until the reader has taken half, so that a loss is one gap, not many holes
+CAPTURE_GAP_S = 0.5           # a jump of the capture clock beyond this is audio the host lost before the callback
+                              # (its timestamps jitter by up to 0.1 s)
+STOP_IDLE_POLLS = 5           # after a stop, 0.1 s polls with no audio before the backlog is taken as read
 STALL_TIMEOUTS = 30           # 0.1 s polls with no audio before we call an active stream's device gone (an
                               # inactive stream ends at its first empty poll)
 
@@ -27,6 +33,22 @@ def import_sounddevice() -> ModuleType:
     except OSError:
         raise SourceError(PORTAUDIO_HINT) from None
     return sounddevice
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A block as the callback queued it: its frames, the device frames lost just before it (to be filled
+    with silence, so that stream times stay true) and the capture time of its first frame (0: unknown)."""
+
+    frames: np.ndarray
+    gap: int
+    captured: float
+
+
+def silence(frames: int, block: int) -> Iterator[np.ndarray]:
+    """``frames`` of mono silence in pieces of at most ``block``."""
+    for start in range(0, frames, block):
+        yield np.zeros(min(block, frames - start), np.float32)
 
 
 @dataclass(frozen=True)
@@ -97,8 +119,10 @@ class MicSource:
     The queue is a :class:`queue.SimpleQueue`, whose ``put`` takes no Python-level lock: a
     ``queue.Queue``'s mutex can be left held by an exception raised in the reading thread
     (Ctrl-C), and the callback would then wait on it forever, and closing the stream with it.
-    Iteration ends when the device stops delivering, or after ``stop()`` once the blocks it had
-    already delivered are handed over, so a stop loses no audio.
+    Iteration ends when the device stops delivering, or after ``stop()`` once the audio captured
+    before it is handed over, so a stop loses no audio. Audio lost on the way (blocks dropped
+    from a full queue, or a jump in the device's capture clock) is counted and handed over as
+    silence, so every later time is still the time the audio was captured.
     """
 
     def __init__(self, device: str | None, sample_rate: int, block: int = DEFAULT_BLOCK,
@@ -109,8 +133,12 @@ class MicSource:
         self.block = block
         self.stats = SourceStats()
         self.ended_reason: str | None = None
-        self._queue: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Delivered] = queue.SimpleQueue()
         self._stopping = False
+        self._rate = sample_rate      # the device's, once open
+        self._dropping = False        # the callback's state: dropping until the reader catches up,
+        self._gap = 0                 # the frames lost since the last block queued,
+        self._next_capture = 0.0      # and when the next block's capture should begin (0: unknown)
 
     def describe(self) -> str:
         return f"{self.device.name} (device {self.device.index})"
@@ -121,10 +149,23 @@ class MicSource:
     def _callback(self, indata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         if status and getattr(status, "input_overflow", False):
             self.stats.overflows += 1
-        if self._queue.qsize() >= QUEUE_BLOCKS:   # only this thread puts, so the bound holds
+        captured = float(getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0)
+        if self._next_capture and captured - self._next_capture > CAPTURE_GAP_S:
+            self._lose(round((captured - self._next_capture) * self._rate))
+            self.stats.overflows += 1
+        self._next_capture = captured + frames / self._rate if captured > 0 else 0.0
+        # only this thread puts, so the bound holds
+        self._dropping = self._queue.qsize() > (QUEUE_BLOCKS // 2 if self._dropping else QUEUE_BLOCKS - 1)
+        if self._dropping:
             self.stats.dropped_blocks += 1
+            self._lose(frames)
         else:
-            self._queue.put(indata.copy())
+            self._queue.put(Delivered(indata.copy(), self._gap, captured))
+            self._gap = 0
+
+    def _lose(self, frames: int) -> None:
+        self._gap += frames
+        self.stats.lost_s += frames / self._rate
 
     def _open(self, sd: ModuleType) -> tuple[object, int]:
         """Open at the model rate, else at the device's own rate (resampled later)."""
@@ -134,6 +175,7 @@ class MicSource:
                 stream = sd.InputStream(device=self.device.index, samplerate=rate, channels=1, dtype="float32",
                                         blocksize=int(self.block * rate / self.sample_rate),
                                         callback=self._callback)
+                self._rate = rate
                 return stream, rate
             except sd.PortAudioError as exc:
                 error = exc
@@ -144,37 +186,55 @@ class MicSource:
         stream, rate = self._open(sd)
         resampler = Resampler(rate, self.sample_rate, self.band_rate)
         position = 0
-        try:
-            for block in self._blocks(stream, rate, sd.PortAudioError):
-                mono = resampler(to_mono_float(block, self.stats))
-                self.stats.blocks += 1
+        with closing(self._device_audio(stream, rate, sd.PortAudioError)) as audio:
+            for samples in audio:
+                mono = resampler(samples)
                 yield Chunk(mono, position)
                 position += len(mono)
-        finally:
-            stream.close(ignore_errors=True)
-            self._count_unread()
         tail = resampler(np.zeros(0, np.float32), last=True)   # however the device ended
         if len(tail):
             yield Chunk(tail, position)
 
-    def _blocks(self, stream: object, rate: int, device_error: type[Exception]) -> Iterator[np.ndarray]:
-        """Blocks as the device delivers them, until it ends or ``stop()`` is called; then, once the
-        callback has run for the last time, every block still queued."""
-        idle = 0
+    def _device_audio(self, stream: object, rate: int, device_error: type[Exception]) -> Iterator[np.ndarray]:
+        """Mono audio at the device's rate, with silence in place of what was lost; closes the stream."""
+        per_block = int(self.block * rate / self.sample_rate)
+        try:
+            for item in self._blocks(stream, rate, device_error):
+                self.stats.blocks += 1
+                yield from silence(item.gap, per_block)
+                yield to_mono_float(item.frames, self.stats)
+        finally:
+            stream.close(ignore_errors=True)
+            self._count_unread()
+        yield from silence(self._gap, per_block)   # blocks dropped after the last one queued
+
+    def _blocks(self, stream: object, rate: int, device_error: type[Exception]) -> Iterator[Delivered]:
+        """Blocks as the device delivers them, until it ends, or until ``stop()`` is called and the blocks
+        captured before it (a backlog the host still holds) have arrived; then, once the callback has
+        run for the last time, every block still queued."""
+        idle, stop_at = 0, None
         try:
             stream.start()
             log.info("listening to %s at %d Hz", self.describe(), rate)
-            while not self._stopping:
+            while True:
+                if self._stopping and stop_at is None:
+                    stop_at = self._stop_time(stream, device_error)
+                if stop_at == 0.0:
+                    break
                 try:
-                    block = self._queue.get(timeout=0.1)
+                    item = self._queue.get(timeout=0.1)
                 except queue.Empty:
                     idle += 1
+                    if stop_at is not None and idle >= STOP_IDLE_POLLS:
+                        break
                     if not stream.active or idle >= STALL_TIMEOUTS:   # the callback may still run meanwhile
                         self.ended_reason = f"input device '{self.device.name}' stopped delivering audio"
                         break
                     continue
                 idle = 0
-                yield block
+                yield item
+                if stop_at is not None and item.captured + len(item.frames) / rate >= stop_at:
+                    break
         except device_error as exc:
             self.ended_reason = f"input device '{self.device.name}' failed: {exc}"
         # returns once the callback has run for the last time; stop() would also wait for the device's
@@ -183,9 +243,18 @@ class MicSource:
         while not self._queue.empty():    # only this thread takes from the queue
             yield self._queue.get_nowait()
 
+    def _stop_time(self, stream: object, device_error: type[Exception]) -> float:
+        """The capture clock's time at a stop (0: the device gives no capture times to wait for)."""
+        try:
+            return float(stream.time) if self._next_capture else 0.0
+        except device_error:
+            return 0.0
+
     def _count_unread(self) -> None:
-        """Count as dropped the blocks a reader that left early (a second Ctrl-C) never took."""
+        """Count as dropped (and lost) the blocks a reader that left early (a second Ctrl-C) never took."""
         unread = self._queue.qsize()
+        while not self._queue.empty():    # the callback has run for the last time
+            self.stats.lost_s += len(self._queue.get_nowait().frames) / self._rate
         if unread:
             self.stats.dropped_blocks += unread
             self.ended_reason = self.ended_reason or f"interrupted with {unread} delivered blocks unread (counted as dropped)"

@@ -153,6 +153,8 @@ class Monitor:
                  f"latency p50 {p50:.1f} ms" if p50 is not None else "latency n/a",
                  f"CPU/audio {rtf:.4f}" if rtf is not None else "CPU/audio n/a",
                  f"dropped blocks {stats.dropped_blocks}", f"overflows {stats.overflows}"]
+        if stats.lost_s:
+            parts.append(f"{stats.lost_s:.1f} s of audio lost (within the run replaced by silence, so times stay true)")
         if stats.nonfinite_samples:
             parts.append(f"non-finite samples zeroed {stats.nonfinite_samples}")
         if self.clipped_blocks:

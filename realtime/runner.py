@@ -27,7 +27,7 @@ def stats_record(monitor: Monitor, stats: SourceStats) -> dict:
             "emotion": None, "emotion_probs": {}, "gender": None, "gender_probs": {}, "smoothed_emotion": None,
             "latency_ms": None, "adapted_windows": monitor.adapted_windows,
             "windows": monitor.windows, "blocks": stats.blocks, "dropped_blocks": stats.dropped_blocks,
-            "overflows": stats.overflows, "nonfinite_samples": stats.nonfinite_samples,
+            "overflows": stats.overflows, "lost_s": round(stats.lost_s, 3), "nonfinite_samples": stats.nonfinite_samples,
             "clipped_blocks": monitor.clipped_blocks,
             "latency_p50_ms": None if p50 is None else round(p50, 3),
             "latency_p95_ms": None if p95 is None else round(p95, 3),

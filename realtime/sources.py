@@ -53,6 +53,7 @@ class SourceStats:
     dropped_blocks: int = 0
     overflows: int = 0
     nonfinite_samples: int = 0
+    lost_s: float = 0.0       # audio lost (dropped, overflowed, left unread); within the run replaced by silence
 
 
 def to_mono_float(block: np.ndarray, stats: SourceStats) -> np.ndarray:

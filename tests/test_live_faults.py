@@ -8,7 +8,8 @@ import itertools
 import json
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -53,6 +54,9 @@ class Plan:
     ``stall``s (active, silent), raises an ``error`` when polled, or fails at ``start_error``.
     With ``late``, the callback runs once more (the last block again) while the consumer first asks
     whether the delivered stream is active, as PortAudio's thread can while that call releases the GIL.
+    ``captured`` gives each block's capture time (of ``blocks``, then ``backlog``; None: the device gives
+    none). The ``backlog``, audio the host held when a stop came, arrives from a thread once the stream's
+    clock is read, and that clock then stands in the middle of its last block.
     """
 
     blocks: list[np.ndarray]
@@ -63,6 +67,8 @@ class Plan:
     late: bool = False
     delivered: int = 0
     ended_by: str = ""
+    captured: list[float] | None = None
+    backlog: list[np.ndarray] = field(default_factory=list)
 
 
 def fake_sounddevice(devices: list[dict], plan: Plan | None = None, default_input: int | None = None) -> ModuleType:
@@ -91,9 +97,26 @@ def fake_sounddevice(devices: list[dict], plan: Plan | None = None, default_inpu
         def _deliver(self) -> None:
             for i, block in enumerate(plan.blocks):
                 overflow = plan.overflow_every > 0 and i % plan.overflow_every == 0
-                self.callback(block[:, None].copy(), len(block), None, Flags(overflow))
-                plan.delivered += 1
+                self._call(i, block, Flags(overflow))
             self._active = plan.then == "stall"
+
+        def _call(self, i: int, block: np.ndarray, flags: Flags) -> None:
+            captured = None if plan.captured is None else SimpleNamespace(inputBufferAdcTime=plan.captured[i])
+            self.callback(block[:, None].copy(), len(block), captured, flags)
+            plan.delivered += 1
+
+        def _deliver_backlog(self) -> None:
+            for i, block in enumerate(plan.backlog, start=len(plan.blocks)):
+                time.sleep(0.005)
+                if not self._active:   # aborted: the callback runs no more
+                    return
+                self._call(i, block, Flags(False))
+
+        @property
+        def time(self) -> float:
+            if plan.backlog:
+                threading.Thread(target=self._deliver_backlog, daemon=True).start()
+            return plan.captured[-1] + 0.05
 
         def start(self) -> None:
             if plan.then == "start_error":
@@ -246,12 +269,62 @@ def test_overflow_flags_reach_the_dashboard_snapshot(monkeypatch, speech):
 
 
 def test_burst_beyond_the_queue_is_dropped_and_counted(monkeypatch, tmp_path, capsys, speech):
-    burst = blocks_of(np.tile(speech, 3))  # 300 blocks while the consumer is busy
+    burst = blocks_of(np.tile(speech, 8))  # 800 blocks while the consumer is busy
     install(monkeypatch, [MIC], Plan(burst))
     code, events, err = live(tmp_path, capsys)
     dropped = len(burst) - QUEUE_BLOCKS
     assert code == 1 and f"dropped blocks {dropped}" in err  # 1: the fake device stops when its plan ends
     assert events[-1]["dropped_blocks"] == dropped and events[-1]["blocks"] == QUEUE_BLOCKS
+    assert events[-1]["lost_s"] == 20.0 and events[-1]["end_s"] == 80.0   # the lost audio's time still passes
+    assert "20.0 s of audio lost" in err
+
+
+def test_a_full_queue_drops_until_half_is_read_and_the_next_block_carries_the_gap(monkeypatch):
+    """Dropping only while full would alternate kept and dropped blocks: audio with many holes."""
+    install(monkeypatch, [MIC], Plan([]))
+    source, block = MicSource(None, RATE), np.zeros((BLOCK, 1), np.float32)
+    for _ in range(QUEUE_BLOCKS + 3):
+        source._callback(block, BLOCK, None, Flags(False))
+    for _ in range(QUEUE_BLOCKS // 2 - 1):
+        source._queue.get_nowait()
+    source._callback(block, BLOCK, None, Flags(False))   # one over half is still queued: dropped too
+    source._queue.get_nowait()
+    source._callback(block, BLOCK, None, Flags(False))
+    queued = [source._queue.get_nowait() for _ in range(source._queue.qsize())]
+    assert [item.gap for item in queued] == [0] * (len(queued) - 1) + [4 * BLOCK]
+    assert len(queued) == QUEUE_BLOCKS // 2 + 1
+    assert source.stats.dropped_blocks == 4 and source.stats.lost_s == pytest.approx(0.4)
+
+
+def segments(records: list[dict]) -> list[tuple[float, float, str]]:
+    return [(r["start_s"], r["end_s"], r["emotion"]) for r in records if r["type"] == "segment"]
+
+
+def test_a_jump_in_the_capture_clock_is_an_overflow_filled_with_silence(monkeypatch, speech):
+    """Audio the host lost (PulseAudio's buffer overflowing while the process was stopped) used to vanish
+    uncounted, and every later time came early by as much."""
+    blocks = blocks_of(speech)
+    install(monkeypatch, [MIC], Plan(blocks, captured=[100 + 0.1 * i for i in range(len(blocks))]))
+    _, _, steady, _ = listen()
+    jump = [100 + 0.1 * i + (2.0 if i >= 50 else 0.0) for i in range(len(blocks))]   # 2 s lost in the pause
+    install(monkeypatch, [MIC], Plan(blocks, captured=jump))
+    source, monitor, records, _ = listen()
+    (first, second), shifted = segments(steady), segments(records)
+    assert shifted == [first, (round(second[0] + 2.0, 3), round(second[1] + 2.0, 3), second[2])]
+    assert source.stats.overflows == 1 and source.stats.lost_s == pytest.approx(2.0)
+    assert records[-1]["end_s"] == 12.0 and records[-1]["lost_s"] == 2.0
+
+
+def test_a_stop_waits_for_the_audio_captured_before_it(monkeypatch, speech):
+    """A stop used to abort the stream at once, discarding what the host still held (20 s when the process
+    had been stopped), uncounted."""
+    blocks = blocks_of(speech)
+    plan = Plan(blocks[:30], then="stall", backlog=blocks[30:], captured=[100 + 0.1 * i for i in range(len(blocks))])
+    install(monkeypatch, [MIC], plan)
+    source, monitor, records, interrupted = listen(should_stop=lambda: True)
+    assert interrupted and source.ended_reason is None and plan.ended_by == "abort"
+    assert monitor.samples == len(speech) and source.stats.lost_s == 0.0
+    assert [r["emotion"] for r in records if r["type"] == "segment"] == ["angry", "sad"]
 
 
 def test_device_faster_than_the_consumer_loses_nothing_uncounted(monkeypatch, speech):
@@ -260,7 +333,8 @@ def test_device_faster_than_the_consumer_loses_nothing_uncounted(monkeypatch, sp
     source, monitor, _, _ = listen(block=160)
     assert plan.delivered == len(plan.blocks)
     assert source.stats.blocks + source.stats.dropped_blocks == plan.delivered
-    assert source.stats.blocks >= QUEUE_BLOCKS and monitor.samples == 160 * source.stats.blocks
+    assert source.stats.blocks >= QUEUE_BLOCKS
+    assert monitor.samples == 160 * plan.delivered and source.stats.lost_s == pytest.approx(source.stats.dropped_blocks / 100)
 
 
 @pytest.mark.parametrize("rate", [RATE, 48000])
