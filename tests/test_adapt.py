@@ -55,19 +55,23 @@ def test_a_variance_prior_shrinks_the_session_variance_alone():
     np.testing.assert_allclose(_std(firm), np.sqrt(1 + mean ** 2), rtol=1e-3)   # the population's, about that mean
 
 
+POP_MEAN, POP_STD = np.arange(-2.0, 4.0), np.array([0.5, 1.5, 2.5, 2.0, 1.5, 4.0])   # z-scores unlike x itself
+
+
 def test_model_input_keeps_population_view():
-    ad = adapter()
+    ad = SpeakerAdapter(POP_MEAN, POP_STD, AdaptConfig())
     ad.update(np.full(DIM, 5.0))
     z = ad.model_input(np.full(DIM, 5.0))
     assert z.shape == (2 * DIM,)
-    np.testing.assert_allclose(z[DIM:], 5.0)
+    np.testing.assert_array_equal(z[:DIM], ad.normalize(np.full(DIM, 5.0)))           # the adapted half first
+    np.testing.assert_allclose(z[DIM:], [14.0, 4.0, 2.0, 2.0, 2.0, 0.5], rtol=1e-6)   # (5 - mean) / std
 
 
 def test_a_frame_window_counts_as_one_window_of_its_moments():
     """Frames (n, dim) update the session with their mean and second moment, once."""
     rng = np.random.default_rng(2)
     frames = rng.normal(3.0, 2.0, (40, DIM))
-    by_frames, by_moments = adapter(), adapter()
+    by_frames, by_moments = (SpeakerAdapter(POP_MEAN, POP_STD, AdaptConfig()) for _ in range(2))
     by_frames.update(frames)
     by_moments.weight, by_moments.windows_seen = 1.0, 1
     by_moments._sum, by_moments._sum_sq = frames.mean(axis=0), (frames ** 2).mean(axis=0)
@@ -75,7 +79,8 @@ def test_a_frame_window_counts_as_one_window_of_its_moments():
     assert by_frames.windows_seen == 1
     z = by_frames.model_input(frames)
     assert z.shape == (40, 2 * DIM)
-    np.testing.assert_allclose(z[:, DIM:], frames, rtol=1e-6)   # population view: zero mean, unit std
+    np.testing.assert_allclose(z[:, DIM:], (frames - POP_MEAN) / POP_STD, rtol=1e-6)   # population view, per frame
+    assert not np.allclose(z[:, DIM:], frames, atol=0.1)
 
 
 def test_disabled_adapter_makes_every_window_a_session_of_its_own():
@@ -107,3 +112,15 @@ def test_smoother_label_is_sticky_within_margin():
     assert smoother.push(np.array([0.6, 0.4])) == "a"
     assert smoother.push(np.array([0.48, 0.52])) == "a"   # within the margin: keep
     assert smoother.push(np.array([0.3, 0.7])) == "b"
+
+
+def test_smoother_averages_and_holds_the_label_back_until_the_average_turns():
+    smoother = Smoother(["a", "b"], alpha=0.25, margin=0.1)
+    assert smoother.push(np.array([0.1, 0.9])) == "b"
+    np.testing.assert_allclose(smoother.probs, [0.1, 0.9])
+    # each window's "a" lead (0.8) would switch at once; the average moves a quarter of the way per window
+    for averaged in ([0.3, 0.7], [0.45, 0.55]):
+        assert smoother.push(np.array([0.9, 0.1])) == "b"
+        np.testing.assert_allclose(smoother.probs, averaged)
+    assert smoother.push(np.array([0.9, 0.1])) == "a"      # 0.5625 vs 0.4375: now past the margin
+    np.testing.assert_allclose(smoother.probs, [0.5625, 0.4375])

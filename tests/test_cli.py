@@ -83,15 +83,17 @@ def test_missing_portaudio_is_one_clear_line(monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv,needle", [(["replay", "/no/such/file.wav"], "no such file"),
                                          (["replay", "."], "directory"),
-                                         (["replay", "x.wav", "--speed", "-1"], None),
+                                         (["replay", "{burst_file}", "--speed", "-1"], "--speed must be 0 (as fast "
+                                                                                       "as possible) or at least 0.01, "
+                                                                                       "got -1"),
                                          (["demo", "--speed", "1e-11"], "--speed must be 0 (as fast as possible) or "
                                                                         "at least 0.01, got 1e-11")])
-def test_bad_input_is_one_line_and_nonzero(argv, needle, capsys):
+def test_bad_input_is_one_line_and_nonzero(argv, needle, capsys, burst_file):
+    argv = [str(burst_file) if a == "{burst_file}" else a for a in argv]   # a real file: only the speed is wrong
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ser: error:") and "\n" not in err
-    if needle:
-        assert needle in err
+    assert needle in err
 
 
 def test_replay_never_imports_the_microphone_stack():
@@ -145,21 +147,38 @@ def test_a_run_without_a_writable_stderr_succeeds_and_keeps_stdout_clean(tmp_pat
     assert events[-1]["type"] == "stats" and sum(e["type"] == "segment" for e in events) == 8
 
 
-def test_a_stop_request_cuts_a_paced_replays_wait_short(burst_file):
+def test_a_stop_request_cuts_a_paced_replays_wait_short(burst_file, monkeypatch):
     """At --speed 0.01 the first 100 ms block is due 10 s after the start; a stop request hands it over at once."""
     import threading
-    import time
+    from types import SimpleNamespace
 
+    from realtime import sources
     from realtime.cli import StopRequest
-    from realtime.sources import FileSource
 
-    source = FileSource(burst_file, 16000, speed=0.01)
+    class Hurry(threading.Event):
+        """The source's pacing wait, recorded: what it was asked to wait and whether the stop ended it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.entered, self.waits = threading.Event(), []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.entered.set()
+            cut_short = super().wait(timeout)
+            self.waits.append((timeout, cut_short))
+            return cut_short
+
+    monkeypatch.setattr(sources, "time", SimpleNamespace(monotonic=lambda: 100.0))   # a frozen clock
+    source = sources.FileSource(burst_file, 16000, speed=0.01)
+    hurry = Hurry()
+    monkeypatch.setattr(source, "_hurry", hurry)
     stop = StopRequest()
     stop.watch(source)
-    threading.Timer(0.2, stop.request).start()
-    began = time.monotonic()
+    # ask to stop once the source is inside its wait (no sleep: the request waits for the wait to begin)
+    threading.Thread(target=lambda: hurry.entered.wait(60) and stop.request(), daemon=True).start()
     first = next(iter(source))
-    assert time.monotonic() - began < 5.0 and len(first.samples) == 1600
+    assert len(first.samples) == 1600
+    assert hurry.waits == [(pytest.approx(10.0), True)]   # due in 10 s, the wait was ended by the stop request
 
 
 class StoppableSource:

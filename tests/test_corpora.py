@@ -340,7 +340,8 @@ def test_summarize_and_frozen(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- real data
 @pytest.mark.skipif(not REAL_RAVDESS.is_dir(),
-                    reason=f"real RAVDESS subset not found at {REAL_RAVDESS}")
+                    reason=f"needs the RAVDESS subset at ../shared/data/ravdess (present in CI, not in a user's "
+                           f"clone): {REAL_RAVDESS} is missing")
 def test_real_ravdess_subset() -> None:
     scan = scan_corpus("ravdess", REAL_RAVDESS)
     assert summarize(scan) == "ravdess: 1200 clips, 20 speakers, 0 rejected"

@@ -166,9 +166,25 @@ def test_monitor_holds_a_clipping_warning_for_two_seconds():
     assert not monitor.snapshot(SourceStats()).clipping and monitor.clipped_blocks == 1
 
 
-def test_key_reader_sets_quit_on_q_and_restores_the_terminal():
+def test_key_reader_sets_quit_on_q_and_restores_the_terminal(monkeypatch):
     """``q`` also calls ``on_quit`` at once (a silent microphone is stopped without waiting for a block)."""
     termios = pytest.importorskip("termios")
+    import select
+    import threading
+    from types import SimpleNamespace
+
+    from realtime import keys as keys_module
+
+    polls, done_with_a_key = [], threading.Event()
+
+    def spy_select(*args):
+        if polls and polls[-1]:            # the poll after one that found a key: that key has been handled
+            done_with_a_key.set()
+        ready = select.select(*args)[0]
+        polls.append(bool(ready))
+        return ready, [], []
+
+    monkeypatch.setattr(keys_module, "select", SimpleNamespace(select=spy_select))
     master, slave = os.openpty()
     calls: list[str] = []
     with os.fdopen(slave, "r") as tty_in:
@@ -176,7 +192,8 @@ def test_key_reader_sets_quit_on_q_and_restores_the_terminal():
         with KeyReader(tty_in, on_quit=lambda: calls.append("stop")) as keys:
             assert not termios.tcgetattr(slave)[3] & (termios.ICANON | termios.ECHO)
             os.write(master, b"x")
-            assert not keys.quit.wait(0.3) and calls == []
+            assert done_with_a_key.wait(10)                         # the reader has read "x" and polls again
+            assert not keys.quit.is_set() and calls == []
             os.write(master, b"q")
             assert keys.quit.wait(10) and calls == ["stop"]
         assert termios.tcgetattr(slave) == before
@@ -207,13 +224,23 @@ def test_after_ctrl_z_and_bg_the_reader_leaves_the_terminal_unread(monkeypatch):
     """A read from the background stops the job (SIGTTIN): keys wait until it is in the foreground again."""
     pytest.importorskip("termios")
     master, slave = os.openpty()
-    holder = [os.getpgrp()]
+    import threading
+
+    holder, asked_in_background, left_twice = [os.getpgrp()], [], threading.Event()
+
+    def tcgetpgrp(fd: int) -> int:
+        if holder[0] != os.getpgrp():
+            asked_in_background.append(fd)
+            if len(asked_in_background) >= 2:   # the key was still there at the next poll: left unread
+                left_twice.set()
+        return holder[0]
+
     with os.fdopen(slave, "r") as tty_in:
         with KeyReader(tty_in) as keys:
-            monkeypatch.setattr(os, "tcgetpgrp", lambda fd: holder[0])
             holder[0] = os.getpgrp() + 1                      # `bg`: the shell holds the terminal
+            monkeypatch.setattr(os, "tcgetpgrp", tcgetpgrp)
             os.write(master, b"q")
-            assert not keys.quit.wait(0.5)
+            assert left_twice.wait(10) and not keys.quit.is_set()
             holder[0] = os.getpgrp()                          # `fg`
             assert keys.quit.wait(10)
     os.close(master)

@@ -7,16 +7,25 @@ from tests.conftest import SHARED_RAVDESS, bursts
 RATE, HOP = 16000, 320
 
 
-def speech_clip() -> np.ndarray:
-    path = SHARED_RAVDESS / "Actor_01" / "03-01-05-02-01-01-01.flac"
-    if path.exists():
-        import soundfile as sf
-
-        return sf.read(path, dtype="float32")[0]
-    # No corpus beside this clone: a voiced-like synthetic signal still exercises every feature.
+def synthetic_clip() -> np.ndarray:
+    """A voiced-like synthetic signal: with no corpus beside this clone it still exercises every feature."""
     t = np.arange(3 * 16000) / 16000
     return (bursts(total_s=3.0, spans=((0.3, 2.6, "noise"),)) * 0.1
             + 0.2 * np.sin(2 * np.pi * (120 + 30 * t) * t) * (t > 0.3) * (t < 2.6)).astype(np.float32)
+
+
+@pytest.fixture(params=["ravdess", "synthetic"])
+def speech_clip(request) -> np.ndarray:
+    """A real RAVDESS clip (skipped, saying why, without ../shared/data) and a synthetic one (always runs)."""
+    if request.param == "synthetic":
+        return synthetic_clip()
+    path = SHARED_RAVDESS / "Actor_01" / "03-01-05-02-01-01-01.flac"
+    if not path.exists():
+        pytest.skip(f"needs the RAVDESS subset at ../shared/data/ravdess (present in CI, not in a user's clone): "
+                    f"{path} is missing; the 'synthetic' case still runs")
+    import soundfile as sf
+
+    return sf.read(path, dtype="float32")[0]
 
 
 def clip_vector(samples: np.ndarray) -> np.ndarray:
@@ -27,16 +36,16 @@ def clip_vector(samples: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("chunk", [160, 512, 4096])
-def test_streaming_matches_offline(chunk):
-    x = speech_clip()
-    offline = clip_vector(x)
+def test_chunk_size_does_not_change_the_features(chunk, speech_clip):
+    """Pushing a clip in chunks of any size gives bit-identical features to pushing it in one block."""
+    x = speech_clip
+    one_block = clip_vector(x)
     stream = FeatureStream(capacity_s=10)
     for i in range(0, len(x), chunk):
         stream.push(x[i:i + chunk])
-    streamed = functionals(stream.window_frames(0, len(x)))
-    assert streamed.shape == (DEFAULT_SPEC.dim,)
-    # rtol 1e-5; atol only covers round-off on entries that are exactly zero in digital silence
-    np.testing.assert_allclose(streamed, offline, rtol=1e-5, atol=1e-9)
+    chunked = functionals(stream.window_frames(0, len(x)))
+    assert chunked.shape == (DEFAULT_SPEC.dim,)
+    np.testing.assert_array_equal(chunked, one_block)     # frames are computed when read, not per push
 
 
 def test_filterbank_and_dct_match_the_references():
@@ -51,13 +60,25 @@ def test_filterbank_and_dct_match_the_references():
     np.testing.assert_allclose(dct_matrix(spec.n_mels, spec.n_mfcc) @ v, dct(v, norm="ortho")[:spec.n_mfcc])
 
 
-def test_pitch_of_a_pure_tone():
+_OCTAVE_ERROR = pytest.mark.xfail(
+    strict=True, reason="known pitch bug: above ~150 Hz, where a multiple of the lag fits in the search range, the "
+                        "argmax can pick 2x/3x the lag (173 and 311 Hz read as 86.5 and 155.5 Hz)")
+
+
+@pytest.mark.parametrize("tone_hz", [118.0, 141.0,                     # lags 135.59 and 113.48 samples
+                                     pytest.param(173.0, marks=_OCTAVE_ERROR),
+                                     pytest.param(311.0, marks=_OCTAVE_ERROR)])
+def test_pitch_of_a_pure_tone(tone_hz):
+    # The lags are not whole numbers of samples, so only the parabolic interpolation gets F0 right: measured error
+    # at most 1.5e-5 (118 Hz) and 1.2e-5 (141 Hz); the whole-sample peak would be 0.30 % / 0.42 % off, one sample
+    # more 1.0 % / 0.46 %. Tolerance 0.2 %.
     t = np.arange(16000) / 16000
     stream = FeatureStream()
-    stream.push(0.5 * np.sin(2 * np.pi * 200 * t))
+    stream.push(0.5 * np.sin(2 * np.pi * tone_hz * t))
     frames = stream.frames_between(2, stream.n_frames - 2)
     f0_hz = 55 * 2 ** (frames[:, -1] / 12)
-    assert np.all(frames[:, -2] > 0.9) and np.allclose(f0_hz, 200, rtol=0.02)
+    assert np.all(frames[:, -2] > 0.9)
+    np.testing.assert_allclose(f0_hz, tone_hz, rtol=2e-3)
 
 
 def test_names_match_vector_and_empty_window_is_zero():
@@ -74,9 +95,9 @@ def test_spec_hash_changes_with_the_spec():
     assert DEFAULT_SPEC.hash() != replace(DEFAULT_SPEC, n_mfcc=13).hash()
 
 
-def test_frames_after_a_gap_equal_the_continuous_stream():
+def test_frames_after_a_gap_equal_the_continuous_stream(speech_clip):
     """Frames are computed on demand; a window after unread silence must match a full computation."""
-    x = speech_clip()
+    x = speech_clip
     lazy, full = FeatureStream(capacity_s=10), FeatureStream(capacity_s=10)
     lazy.push(x)
     full.push(x)

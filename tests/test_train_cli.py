@@ -277,7 +277,9 @@ def test_gender_copies_flag_lets_the_nearest_copies_train_the_gender_head(tmp_pa
                                                         "(present in CI, not in a user's clone)")
 def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     data = tmp_path / "ravdess"
-    for actor in ("Actor_01", "Actor_02", "Actor_03", "Actor_04"):
+    # two men (odd) and two women (even): GroupKFold puts 06+03 and 04+01 together, so each fold trains a gender head
+    # and the gender figures are real (with Actor_01-04 each fold trained on one gender and every one was null)
+    for actor in ("Actor_01", "Actor_03", "Actor_04", "Actor_06"):
         shutil.copytree(SHARED_RAVDESS / actor, data / actor)
     out = tmp_path / "model" / "small"
     frame_model = ["--frame-epochs", "2", "--frame-masks", "--frame-averaging"] if torch_available() else ["--no-frame-model"]
@@ -305,14 +307,21 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["vad"]["webrtc_hears_silence"] and "webrtcvad hears every frame" in card["metrics"]["protocol"]
     assert card["adaptation"]["variance_prior_windows"] == 10.0 and "weight of 10 windows" in card["metrics"]["protocol"]
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
-    assert stream["adapt"]["uar"] > 0.25                 # chance is 0.25 for four classes
+    # chance is 0.25 for four classes, and labels unrelated to the audio reach 0.28; measured adapted 0.547, cold 0.484
+    assert stream["adapt"]["uar"] > 0.38 and stream["cold"]["uar"] > 0.38
+    assert stream["adapt"]["gender_accuracy"] > 0.85 and stream["cold"]["gender_accuracy"] > 0.85   # 0.973, 0.991
     assert len(stream["fold_chosen"]) == 2 and all(c.startswith("logreg(") for c in stream["fold_chosen"])
     assert set(stream["uar_at_level"]) == {"-10 dB", "+10 dB"}
-    assert all(0 <= u[mode] <= 1 for u in stream["uar_at_level"].values() for mode in ("adapt", "cold"))
+    clean = {mode: stream[mode]["uar"] for mode in ("adapt", "cold")}
+    # a recording level 10 dB off hardly matters (measured at most 0.031 from the clean figure)
+    assert all(abs(u[mode] - clean[mode]) <= 0.1 for u in stream["uar_at_level"].values() for mode in clean)
     assert set(stream["in_noise"]) == {"white noise, 20 dB SNR", "pink noise, 20 dB SNR"}
-    assert all(0 <= u[mode] <= 1 for u in stream["in_noise"].values() for mode in ("adapt", "cold"))
     assert set(stream["in_room"]) == {"room, RT60 0.3 s", "room, RT60 0.6 s"}
-    assert all(0 <= u[mode] <= 1 for u in stream["in_room"].values() for mode in ("adapt", "cold"))
+    # in noise or a room: above chance, and not far above the clean figure (measured 0.492-0.625 with clean
+    # 0.547/0.484; the pink noise cold figure is the furthest above, +0.109); gender measured 0.830-0.982
+    degraded = [*stream["in_noise"].values(), *stream["in_room"].values()]
+    assert all(0.33 < u[mode] < clean[mode] + 0.2 for u in degraded for mode in clean)
+    assert all(u[f"gender_{mode}"] > 0.7 for u in degraded for mode in clean)
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-4
     assert ("frame_model" in card) == torch_available()
     assert card["training"]["fit_config"]["frame"]["time_masks"] == (2 if torch_available() else 0)
@@ -327,7 +336,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     # the kept fold models name their held-out actors, and replaying one gives its fold's figure again
     held = [json.loads((tmp_path / "folds" / f"fold{k}.json").read_text())["metrics"]["held_out_speakers"]
             for k in (1, 2)]
-    assert sorted(held[0] + held[1]) == [f"ravdess:0{a}" for a in range(1, 5)]
+    assert sorted(held[0] + held[1]) == [f"ravdess:0{a}" for a in (1, 3, 4, 6)]
     figures = tmp_path / "fold1.json"
     assert cli.main(["evaluate", "--model", str(tmp_path / "folds" / "fold1.onnx"), "--corpus", "ravdess",
                      "--data", str(data), "--held-out", "--seed", "1", "--json", str(figures)]) == 0
