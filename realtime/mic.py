@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -38,11 +39,15 @@ def import_sounddevice() -> ModuleType:
 @dataclass(frozen=True)
 class Delivered:
     """A block as the callback queued it: its frames, the device frames lost just before it (to be filled
-    with silence, so that stream times stay true) and the capture time of its first frame (0: unknown)."""
+    with silence, so that stream times stay true), the capture time of its first frame (0: unknown), how
+    long after its last frame's capture the host handed it over (0: unknown) and when it was queued
+    (``time.monotonic``)."""
 
     frames: np.ndarray
     gap: int
     captured: float
+    host_delay: float
+    queued: float
 
 
 def silence(frames: int, block: int) -> Iterator[np.ndarray]:
@@ -150,6 +155,7 @@ class MicSource:
         if status and getattr(status, "input_overflow", False):
             self.stats.overflows += 1
         captured = float(getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0)
+        now = float(getattr(time_info, "currentTime", 0.0) or 0.0)
         if self._next_capture and captured - self._next_capture > CAPTURE_GAP_S:
             self._lose(round((captured - self._next_capture) * self._rate))
             self.stats.overflows += 1
@@ -160,7 +166,8 @@ class MicSource:
             self.stats.dropped_blocks += 1
             self._lose(frames)
         else:
-            self._queue.put(Delivered(indata.copy(), self._gap, captured))
+            host_delay = max(now - captured - frames / self._rate, 0.0) if captured > 0 and now > 0 else 0.0
+            self._queue.put(Delivered(indata.copy(), self._gap, captured, host_delay, time.monotonic()))
             self._gap = 0
 
     def _lose(self, frames: int) -> None:
@@ -173,13 +180,16 @@ class MicSource:
         for rate in dict.fromkeys(rates):
             try:
                 stream = sd.InputStream(device=self.device.index, samplerate=rate, channels=1, dtype="float32",
-                                        blocksize=int(self.block * rate / self.sample_rate),
-                                        callback=self._callback)
+                                        blocksize=self._device_block(rate), callback=self._callback)
                 self._rate = rate
                 return stream, rate
             except sd.PortAudioError as exc:
                 error = exc
         raise SourceError(f"cannot open input device '{self.device.name}': {error}")
+
+    def _device_block(self, rate: int) -> int:
+        """The block size at the device's rate."""
+        return int(self.block * rate / self.sample_rate)
 
     def __iter__(self) -> Iterator[Chunk]:
         sd = import_sounddevice()
@@ -197,10 +207,11 @@ class MicSource:
 
     def _device_audio(self, stream: object, rate: int, device_error: type[Exception]) -> Iterator[np.ndarray]:
         """Mono audio at the device's rate, with silence in place of what was lost; closes the stream."""
-        per_block = int(self.block * rate / self.sample_rate)
+        per_block = self._device_block(rate)
         try:
             for item in self._blocks(stream, rate, device_error):
                 self.stats.blocks += 1
+                self.stats.note_behind(item.host_delay + time.monotonic() - item.queued)
                 yield from silence(item.gap, per_block)
                 yield to_mono_float(item.frames, self.stats)
         finally:

@@ -27,11 +27,16 @@ def stats_record(monitor: Monitor, stats: SourceStats) -> dict:
             "emotion": None, "emotion_probs": {}, "gender": None, "gender_probs": {}, "smoothed_emotion": None,
             "latency_ms": None, "adapted_windows": monitor.adapted_windows,
             "windows": monitor.windows, "blocks": stats.blocks, "dropped_blocks": stats.dropped_blocks,
-            "overflows": stats.overflows, "lost_s": round(stats.lost_s, 3), "nonfinite_samples": stats.nonfinite_samples,
+            "overflows": stats.overflows, "lost_s": round(stats.lost_s, 3),
+            "behind_s": rounded(stats.behind_s), "max_behind_s": rounded(stats.max_behind_s),
+            "nonfinite_samples": stats.nonfinite_samples,
             "clipped_blocks": monitor.clipped_blocks,
-            "latency_p50_ms": None if p50 is None else round(p50, 3),
-            "latency_p95_ms": None if p95 is None else round(p95, 3),
+            "latency_p50_ms": rounded(p50), "latency_p95_ms": rounded(p95),
             "cpu_per_audio_s": None if rtf is None else round(rtf, 6)}
+
+
+def rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def run(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Monitor,

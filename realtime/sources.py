@@ -54,6 +54,14 @@ class SourceStats:
     overflows: int = 0
     nonfinite_samples: int = 0
     lost_s: float = 0.0       # audio lost (dropped, overflowed, left unread); within the run replaced by silence
+    behind_s: float | None = None       # a live source's lag behind its device (see note_behind); None for files
+    max_behind_s: float | None = None
+
+    def note_behind(self, seconds: float) -> None:
+        """Record a block read ``seconds`` after its capture ended: the host's delay in handing it over
+        (where the device gives timestamps) plus its wait in the source's queue."""
+        self.behind_s = seconds
+        self.max_behind_s = seconds if self.max_behind_s is None else max(self.max_behind_s, seconds)
 
 
 def to_mono_float(block: np.ndarray, stats: SourceStats) -> np.ndarray:

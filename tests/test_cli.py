@@ -32,6 +32,7 @@ def test_demo_headless_prints_a_scored_segment_per_utterance():
         assert event["gender"] in ("female", "male") and set(event["gender_probs"]) == {"female", "male"}
         assert event["latency_ms"] >= 0
     assert events[-1]["type"] == "stats" and events[-1]["dropped_blocks"] == 0
+    assert events[-1]["behind_s"] is None and events[-1]["max_behind_s"] is None   # a file has no device to lag
     assert {"speech_start", "partial"} <= {e["type"] for e in events}
     assert "summary:" in result.stderr and "Traceback" not in result.stderr
 

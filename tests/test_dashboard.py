@@ -32,7 +32,7 @@ SNAPSHOT = Snapshot(
     emotion_latest=LATEST, gender_smoothed={"female": 0.73, "male": 0.27}, leading="happy", in_speech=True,
     level_dbfs=-23.4, peak_dbfs=-6.1, clipping=False, window_s=1.8, timeline=TIMELINE, windows=42,
     latency_p50_ms=0.42, latency_p95_ms=1.23, realtime_factor=0.031, dropped_blocks=0, overflows=0,
-    adapting=True, adapted_windows=12)
+    behind_s=None, adapting=True, adapted_windows=12)
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
@@ -110,6 +110,13 @@ def test_drops_overflows_and_clipping_are_warnings():
     assert styled("dropped 3", "bold reverse red") in ansi and styled("overflows 2", "bold reverse red") in ansi
     assert styled(" CLIPPING: lower the gain ", "bold reverse red") in ansi
     assert styled("┃", "bold red") in ansi                               # the peak hold turns red too
+
+
+def test_a_live_source_a_second_or_more_behind_its_device_is_a_warning():
+    plain, _, _ = frame(dataclasses.replace(SNAPSHOT, behind_s=0.99))
+    assert "behind" not in plain
+    _, ansi, _ = frame(dataclasses.replace(SNAPSHOT, behind_s=12.34))
+    assert styled("behind 12.3 s", "bold reverse yellow") in ansi
 
 
 def test_timeline_strip_colours_segments_and_leaves_silence_blank():

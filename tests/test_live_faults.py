@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from realtime.monitor import Monitor
 from realtime.pipeline import Pipeline
 from realtime.runner import run
 from realtime.scorer import DEFAULT_MODEL, Scorer
+from realtime.sources import SourceStats
 
 RATE, BLOCK = 16000, 1600
 MIC = {"name": "Fake USB Mic", "max_input_channels": 1, "max_output_channels": 0, "default_samplerate": 48000.0}
@@ -55,7 +57,8 @@ class Plan:
     With ``late``, the callback runs once more (the last block again) while the consumer first asks
     whether the delivered stream is active, as PortAudio's thread can while that call releases the GIL.
     ``captured`` gives each block's capture time (of ``blocks``, then ``backlog``; None: the device gives
-    none). The ``backlog``, audio the host held when a stop came, arrives from a thread once the stream's
+    none); ``handed_over``, the device clock's time when the callback gets each block (None: not given).
+    The ``backlog``, audio the host held when a stop came, arrives from a thread once the stream's
     clock is read, and that clock then stands in the middle of its last block.
     """
 
@@ -68,6 +71,7 @@ class Plan:
     delivered: int = 0
     ended_by: str = ""
     captured: list[float] | None = None
+    handed_over: list[float] | None = None
     backlog: list[np.ndarray] = field(default_factory=list)
 
 
@@ -101,8 +105,10 @@ def fake_sounddevice(devices: list[dict], plan: Plan | None = None, default_inpu
             self._active = plan.then == "stall"
 
         def _call(self, i: int, block: np.ndarray, flags: Flags) -> None:
-            captured = None if plan.captured is None else SimpleNamespace(inputBufferAdcTime=plan.captured[i])
-            self.callback(block[:, None].copy(), len(block), captured, flags)
+            times = None if plan.captured is None else SimpleNamespace(inputBufferAdcTime=plan.captured[i])
+            if plan.handed_over is not None:
+                times.currentTime = plan.handed_over[i]
+            self.callback(block[:, None].copy(), len(block), times, flags)
             plan.delivered += 1
 
         def _deliver_backlog(self) -> None:
@@ -313,6 +319,42 @@ def test_a_jump_in_the_capture_clock_is_an_overflow_filled_with_silence(monkeypa
     assert shifted == [first, (round(second[0] + 2.0, 3), round(second[1] + 2.0, 3), second[2])]
     assert source.stats.overflows == 1 and source.stats.lost_s == pytest.approx(2.0)
     assert records[-1]["end_s"] == 12.0 and records[-1]["lost_s"] == 2.0
+
+
+def test_how_far_behind_the_device_counts_the_hosts_delay(monkeypatch, tmp_path, capsys, speech):
+    """The host holds 10 s of audio (a stalled process) and hands it over at once: the first block read is
+    9.9 s old, and later ones less as the reader catches up."""
+    blocks = blocks_of(speech)
+    captured = [100 + 0.1 * i for i in range(len(blocks))]
+    install(monkeypatch, [MIC], Plan(blocks, captured=captured, handed_over=[110.0] * len(blocks)))
+    source, monitor, records, _ = listen()
+    assert 9.9 <= records[-1]["max_behind_s"] == round(source.stats.max_behind_s, 3) < 10.4
+    assert records[-1]["behind_s"] < records[-1]["max_behind_s"] - 5
+    assert monitor.snapshot(source.stats).behind_s == source.stats.behind_s
+    install(monkeypatch, [MIC], Plan(blocks, captured=captured, handed_over=[110.0] * len(blocks)))
+    code, _, err = live(tmp_path, capsys)
+    assert code == 1 and re.search(r"at most (9\.9|10\.\d) s behind the device", err)
+
+
+def test_how_far_behind_the_device_counts_the_wait_in_the_queue(monkeypatch, speech):
+    """Without capture times, the lag is the wait in our queue: here a sink that takes 0.5 s over the
+    first speech, while the device has delivered everything."""
+    install(monkeypatch, [MIC], Plan(blocks_of(speech)))
+    source = MicSource(None, RATE)
+    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
+    starts = itertools.count()
+    slow = SimpleNamespace(close=lambda: None, write=lambda record: time.sleep(0.5) if (
+        record["type"] == "speech_start" and next(starts) == 0) else None)
+    run(source, Pipeline(scorer), [slow], monitor)
+    assert source.stats.max_behind_s >= 0.5
+
+
+@pytest.mark.parametrize("max_behind_s, shown", [(None, False), (0.99, False), (1.0, True)])
+def test_the_summary_says_how_far_behind_from_a_second(max_behind_s, shown):
+    monitor = Monitor("mic", "ser", ("happy", "sad"), (), RATE)
+    summary = monitor.summary(SourceStats(behind_s=max_behind_s, max_behind_s=max_behind_s))
+    assert ("at most 1.0 s behind the device" in summary) == shown
 
 
 def test_a_stop_waits_for_the_audio_captured_before_it(monkeypatch, speech):
