@@ -26,7 +26,6 @@ from rich.text import Text
 from realtime.keys import KeyReader
 from realtime.monitor import BEHIND_SHOWN_S, TIMELINE_S, Monitor, Snapshot
 from realtime.sources import SourceStats
-from realtime.stderr_lines import StderrLines
 
 REFRESH_HZ = 8.0
 LEVEL_FLOOR_DBFS = -60.0      # left end of the input level meter
@@ -319,14 +318,12 @@ class Dashboard:
     a second it publishes a fresh snapshot (a reference swap, no lock) and it returns
     whether ``q`` was pressed. Rich draws on its own thread, so the pipeline never
     blocks on the screen. JSON Lines on a piped stdout are left untouched; only when
-    stdout is this terminal too is it routed above the dashboard. What C libraries write to
-    descriptor 2 meanwhile (PortAudio's errors as a device dies) is printed above it too, line by line.
+    stdout is this terminal too is it routed above the dashboard.
     """
 
     def __init__(self, monitor: Monitor, stats: SourceStats, on_quit: Callable[[], None] = lambda: None) -> None:
         self._monitor, self._stats = monitor, stats
-        self._stderr = StderrLines(self._print_above)
-        self._console = Console(file=self._stderr.terminal, stderr=True, highlight=False)
+        self._console = Console(stderr=True, highlight=False)
         self._published = time.monotonic()
         self._snapshot, self._last = monitor.snapshot(stats), False
         self._keys = KeyReader(sys.stdin, on_quit, on_suspend=lambda: self._console.show_cursor(True),
@@ -345,7 +342,6 @@ class Dashboard:
 
     def __enter__(self) -> Dashboard:
         with ExitStack() as stack:
-            stack.enter_context(self._stderr)
             stack.enter_context(self._keys)
             stack.enter_context(self._live)
             if self._stdout is not None:
@@ -353,13 +349,9 @@ class Dashboard:
             self._stack = stack.pop_all()
         return self
 
-    def _print_above(self, line: str) -> None:
-        self._console.print(Text(line, style="dim"), soft_wrap=True)
-
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._snapshot = self._monitor.snapshot(self._stats)      # the final frame includes the flushed window
         self._last = True
         self._stack.__exit__(kind, exc, tb)
         if not self._console.is_terminal:      # rich ends the last frame with a newline only on a terminal
             self._console.line()
-        self._stderr.close()
