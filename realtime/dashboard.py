@@ -224,7 +224,7 @@ def timeline_lines(s: Snapshot, width: int) -> list[Text]:
 
 def footer_lines(s: Snapshot, width: int) -> list[Text]:
     """Counters: scored updates, latency, real-time factor, losses (red when non-zero), a live source's lag
-    (from a second), adaptation; on as many lines as ``width`` needs, each broken between counters."""
+    (yellow from a second), adaptation; on as many lines as ``width`` needs, each broken between counters."""
     def ms(value: float | None) -> str:
         return "–" if value is None else f"{value:.1f}"
 
@@ -236,8 +236,8 @@ def footer_lines(s: Snapshot, width: int) -> list[Text]:
                 Text(f"latency p50/p95 {ms(s.latency_p50_ms)}/{ms(s.latency_p95_ms)} ms"), Text(f"RTF {rtf}"),
                 *(Text(f"{name} {value}", style="bold reverse red" if value else "")
                   for name, value in (("dropped", s.dropped_blocks), ("overflows", s.overflows))),
-                *([Text(f"behind {s.behind_s:.1f} s", style="bold reverse yellow")]
-                  if (s.behind_s or 0.0) >= BEHIND_SHOWN_S else []),
+                *([] if s.behind_s is None else
+                  [Text(f"behind {s.behind_s:.1f} s", style="bold reverse yellow" if s.behind_s >= BEHIND_SHOWN_S else "")]),
                 Text(f"adapted {plural(s.adapted_windows, 'window')}" if s.adapting else "adaptation off")]
     lines = [Text(" ")]
     for counter in counters:

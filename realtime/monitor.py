@@ -17,7 +17,7 @@ CLIP_LEVEL = 0.999            # a block peaking at or above this full-scale frac
 CLIP_HOLD_S = 2.0             # seconds of audio a clipping warning stays up after the last clipped block
 SILENT_DBFS = -120.0          # the level meter's floor
 SILENT_LEVEL = 10 ** (SILENT_DBFS / 20)
-BEHIND_SHOWN_S = 1.0          # a live source this far behind its device is shown in the dashboard and summary
+BEHIND_SHOWN_S = 1.0          # a live source this far behind its device is a warning in the dashboard and summary
 QUIET_PEAK_DBFS = -40.0       # speech peaking below this is often not detected (RAVDESS clips scaled: 1 in 60
                               # found no window at -40 dBFS, 5 at -45, 26 at -50)
 
@@ -156,7 +156,7 @@ class Monitor:
                  f"CPU/audio {rtf:.4f}" if rtf is not None else "CPU/audio n/a",
                  f"dropped blocks {stats.dropped_blocks}", f"overflows {stats.overflows}"]
         if (stats.max_behind_s or 0.0) >= BEHIND_SHOWN_S:
-            parts.append(f"at most {stats.max_behind_s:.1f} s behind the device")
+            parts.append(f"up to {stats.max_behind_s:.1f} s behind the device")
         if stats.lost_s:
             parts.append(f"{stats.lost_s:.1f} s of audio lost (within the run replaced by silence, so times stay true)")
         if stats.nonfinite_samples:

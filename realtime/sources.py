@@ -54,8 +54,8 @@ class SourceStats:
     overflows: int = 0
     nonfinite_samples: int = 0
     lost_s: float = 0.0       # audio lost (dropped, overflowed, left unread); within the run replaced by silence
-    behind_s: float | None = None       # a live source's lag behind its device (see note_behind); None for files
-    max_behind_s: float | None = None
+    behind_s: float | None = None       # a live source's lag behind its device (see note_behind); None for
+    max_behind_s: float | None = None   # files, and until a block is read
 
     def note_behind(self, seconds: float) -> None:
         """Record a block read ``seconds`` after its capture ended: the host's delay in handing it over

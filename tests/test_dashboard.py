@@ -112,11 +112,14 @@ def test_drops_overflows_and_clipping_are_warnings():
     assert styled("┃", "bold red") in ansi                               # the peak hold turns red too
 
 
-def test_a_live_source_a_second_or_more_behind_its_device_is_a_warning():
-    plain, _, _ = frame(dataclasses.replace(SNAPSHOT, behind_s=0.99))
+def test_a_live_source_shows_its_lag_and_from_a_second_it_is_a_warning():
+    plain, _, _ = frame(SNAPSHOT)                        # a file: no device to lag behind
     assert "behind" not in plain
-    _, ansi, _ = frame(dataclasses.replace(SNAPSHOT, behind_s=12.34))
-    assert styled("behind 12.3 s", "bold reverse yellow") in ansi
+    for behind_s, text, warning in ((0.94, "behind 0.9 s", False), (1.0, "behind 1.0 s", True),
+                                    (12.34, "behind 12.3 s", True)):
+        plain, ansi, _ = frame(dataclasses.replace(SNAPSHOT, behind_s=behind_s))
+        assert f"overflows 0 · {text}" in plain
+        assert (styled(text, "bold reverse yellow") in ansi) == warning
 
 
 def test_timeline_strip_colours_segments_and_leaves_silence_blank():
