@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TOOLS = ("pulseaudio", "pactl", "parec", "paplay")
 START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 5.0          # after SIGTERM, before SIGKILL
 
 
 class VirtualMicUnavailable(RuntimeError):
@@ -52,15 +53,15 @@ class VirtualMic:
             raise RuntimeError(f"paplay {path} failed: {player.stderr.strip()}")
 
 
-def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
+def stop_process(process: subprocess.Popen) -> None:
     """Stop one process we started: SIGTERM, then SIGKILL if it lingers."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout_s)
+            process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout_s)
+            process.wait(STOP_TIMEOUT_S)
 
 
 def _start_server(runtime: Path, env: dict[str, str], sink: str, rate: int) -> subprocess.Popen:

@@ -51,10 +51,9 @@ def label_codes(labels: tuple[str, ...]) -> dict[str, str]:
     return codes
 
 
-def timeline_cells(timeline: tuple[tuple[float, float, str], ...], now_s: float, cells: int,
-                   span_s: float = TIMELINE_S) -> list[str | None]:
-    """The label covering most of each of ``cells`` equal slots of the last ``span_s``; None is silence."""
-    width, origin = span_s / cells, now_s - span_s
+def timeline_cells(timeline: tuple[tuple[float, float, str], ...], now_s: float, cells: int) -> list[str | None]:
+    """The label covering most of each of ``cells`` equal slots of the last ``TIMELINE_S``; None is silence."""
+    width, origin = TIMELINE_S / cells, now_s - TIMELINE_S
     out: list[str | None] = [None] * cells
     best = [0.0] * cells
     for start, end, label in timeline:

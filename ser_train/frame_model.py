@@ -19,6 +19,7 @@ from ser_train.progress import progress_bar
 TORCH_HINT = ("the frame model needs PyTorch: pip install torch "
               "(CPU build: --index-url https://download.pytorch.org/whl/cpu), or pass --no-frame-model")
 ONNX_OPSET = 17
+PREDICT_BATCH = 64            # windows per forward pass when scoring (sorted by length, so little padding)
 FRAMES_NAME, LOGITS_NAME = "frames", "logits"
 
 
@@ -124,7 +125,7 @@ class FrameMember:
     def weight(self) -> float:
         return self.config.weight
 
-    def predict_proba(self, inputs: list[np.ndarray], batch: int = 64) -> np.ndarray:
+    def predict_proba(self, inputs: list[np.ndarray]) -> np.ndarray:
         """Emotion probabilities ``(n, n_classes)`` for normalised frame matrices (sorted by length to pad little)."""
         import torch
 
@@ -132,8 +133,8 @@ class FrameMember:
         order = np.argsort([len(x) for x in inputs])
         out = np.zeros((len(inputs), self.network.out.out_features))
         with torch.no_grad():
-            for k in range(0, len(inputs), batch):
-                rows = order[k:k + batch]
+            for k in range(0, len(inputs), PREDICT_BATCH):
+                rows = order[k:k + PREDICT_BATCH]
                 x, mask = _padded([inputs[i] for i in rows])
                 out[rows] = torch.softmax(self.network(x, mask), 1).numpy()
         return out
