@@ -230,13 +230,15 @@ def footer_lines(s: Snapshot, width: int) -> list[Text]:
     def plural(n: int, noun: str) -> str:
         return f"{n} {noun}{'' if n == 1 else 's'}"
 
+    def behind(seconds: float) -> Text:
+        return Text(f"behind {seconds:.1f} s", style="bold reverse yellow" if seconds >= BEHIND_SHOWN_S else "")
+
     rtf = "–" if s.realtime_factor is None else f"{s.realtime_factor:.3f}"
     counters = [Text(plural(s.windows, "update")),
                 Text(f"latency p50/p95 {ms(s.latency_p50_ms)}/{ms(s.latency_p95_ms)} ms"), Text(f"RTF {rtf}"),
                 *(Text(f"{name} {value}", style="bold reverse red" if value else "")
                   for name, value in (("dropped", s.dropped_blocks), ("overflows", s.overflows))),
-                *([] if s.behind_s is None else
-                  [Text(f"behind {s.behind_s:.1f} s", style="bold reverse yellow" if s.behind_s >= BEHIND_SHOWN_S else "")]),
+                *([] if s.behind_s is None else [behind(s.behind_s)]),
                 Text(f"adapted {plural(s.adapted_windows, 'window')}" if s.adapting else "adaptation off")]
     lines = [Text(" ")]
     for counter in counters:

@@ -142,7 +142,8 @@ class Monitor:
             timeline=tuple(self.timeline), windows=self.windows,
             latency_p50_ms=self.latency_percentile(50), latency_p95_ms=self.latency_percentile(95),
             realtime_factor=self.realtime_factor(), dropped_blocks=stats.dropped_blocks,
-            overflows=stats.overflows, behind_s=stats.behind_s, adapting=self.adapting, adapted_windows=self.adapted_windows)
+            overflows=stats.overflows, behind_s=stats.behind_s, adapting=self.adapting,
+            adapted_windows=self.adapted_windows)
 
     def summary(self, stats: SourceStats, reason: str | None = None) -> str:
         """The one-line summary printed when a run ends."""
