@@ -54,6 +54,7 @@ class LiveFigures:
     cpu_percent: float
     pulse_client_percent: float   # the part spent in libpulse's client thread
     segments: int
+    max_behind_s: float | None    # the final `stats` event's: the longest a block waited after its capture
     peak_rss_mb: float
     exit_s: float | None      # seconds from Ctrl-C to exit; None if it had to be stopped
 
@@ -128,7 +129,8 @@ def measure_live(mic: VirtualMic, env: dict[str, str], mode: str, audio: Path, a
             os.close(terminal)
     records = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
     segments = sum(r["type"] == "segment" for r in records)
-    return LiveFigures(mode, audio_s, 100.0 * cpu / wall, 100.0 * pulse / wall, segments, peak, exit_s)
+    behind = records[-1]["max_behind_s"] if records and records[-1]["type"] == "stats" else None
+    return LiveFigures(mode, audio_s, 100.0 * cpu / wall, 100.0 * pulse / wall, segments, behind, peak, exit_s)
 
 
 def live_cpu(stream: Stream, seconds: float, user_env: dict[str, str]) -> list[LiveFigures]:
@@ -153,13 +155,15 @@ def report(figures: list[LiveFigures]) -> str:
              f"from /proc/<pid>/stat over {figures[0].audio_s:.0f} s of played speech; of which libpulse's client "
              f"thread ({PULSE_THREAD}, ALSA's pulse plugin)",
              f"{'mode':12s} {'CPU % of one core':>18s} {'of which libpulse':>18s} {'goal':>8s} {'segments heard':>15s} "
-             f"{'peak RSS MB':>12s} {'exit after Ctrl-C':>18s}"]
+             f"{'most behind s':>14s} {'peak RSS MB':>12s} {'exit after Ctrl-C':>18s}"]
     for f in figures:
         goal = GOALS_PERCENT[f.mode]
         ok = "ok" if f.cpu_percent <= goal else "MISSED"
         exited = f"{f.exit_s:.2f} s" if f.exit_s is not None else f"> {EXIT_TIMEOUT_S:.0f} s, stopped"
+        behind = "n/a" if f.max_behind_s is None else f"{f.max_behind_s:.3f}"
         lines.append(f"{f.mode:12s} {f.cpu_percent:18.2f} {f.pulse_client_percent:18.2f} "
-                     f"{'<= ' + format(goal, 'g'):>8s} {f.segments:15d} {f.peak_rss_mb:12.1f} {exited:>18s}  {ok}")
+                     f"{'<= ' + format(goal, 'g'):>8s} {f.segments:15d} {behind:>14s} {f.peak_rss_mb:12.1f} "
+                     f"{exited:>18s}  {ok}")
     return "\n".join(lines)
 
 

@@ -71,6 +71,7 @@ def test_live_cpu_on_the_virtual_microphone():
     rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["headless"], ["dashboard"])]
     assert len(rows) == 2 and all(math.isfinite(float(row[1])) for row in rows)
     assert all(0 <= float(row[2]) <= float(row[1]) for row in rows)   # libpulse's thread is part of the process
+    assert all(float(row[5]) >= 0 for row in rows)                    # how far behind the device it fell
 
 
 def test_paced_benchmark_prints_a_figure_per_pause(tmp_path: Path):
