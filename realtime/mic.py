@@ -39,13 +39,12 @@ def import_sounddevice() -> ModuleType:
 @dataclass(frozen=True)
 class Delivered:
     """A block as the callback queued it: its frames, the device frames lost just before it (to be filled
-    with silence, so that stream times stay true), the capture time of its first frame (0: unknown), how
-    long after its last frame's capture the host handed it over (0: unknown) and when it was queued
-    (``time.monotonic``)."""
+    with silence, so that stream times stay true), the capture time just after its last frame (0: unknown),
+    how long after that the host handed it over (0: unknown) and when it was queued (``time.monotonic``)."""
 
     frames: np.ndarray
     gap: int
-    captured: float
+    capture_end: float
     host_delay: float
     queued: float
 
@@ -159,15 +158,16 @@ class MicSource:
         if self._next_capture and captured - self._next_capture > CAPTURE_GAP_S:
             self._lose(round((captured - self._next_capture) * self._rate))
             self.stats.overflows += 1
-        self._next_capture = captured + frames / self._rate if captured > 0 else 0.0
+        capture_end = captured + frames / self._rate if captured > 0 else 0.0
+        self._next_capture = capture_end
         # only this thread puts, so the bound holds
         self._dropping = self._queue.qsize() > (QUEUE_BLOCKS // 2 if self._dropping else QUEUE_BLOCKS - 1)
         if self._dropping:
             self.stats.dropped_blocks += 1
             self._lose(frames)
         else:
-            host_delay = max(now - captured - frames / self._rate, 0.0) if captured > 0 and now > 0 else 0.0
-            self._queue.put(Delivered(indata.copy(), self._gap, captured, host_delay, time.monotonic()))
+            host_delay = max(now - capture_end, 0.0) if capture_end and now > 0 else 0.0
+            self._queue.put(Delivered(indata.copy(), self._gap, capture_end, host_delay, time.monotonic()))
             self._gap = 0
 
     def _lose(self, frames: int) -> None:
@@ -244,7 +244,7 @@ class MicSource:
                     continue
                 idle = 0
                 yield item
-                if stop_at is not None and item.captured + len(item.frames) / rate >= stop_at:
+                if stop_at is not None and item.capture_end >= stop_at:
                     break
         except device_error as exc:
             self.ended_reason = f"input device '{self.device.name}' failed: {exc}"

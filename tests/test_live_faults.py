@@ -179,14 +179,21 @@ def live(tmp_path: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[in
     return code, events, capsys.readouterr().err
 
 
-def listen(block: int = BLOCK, should_stop=lambda: False) -> tuple[MicSource, Monitor, list[dict], bool]:
+def listen(block: int = BLOCK, should_stop=lambda: False,
+           on_record=lambda record: None) -> tuple[MicSource, Monitor, list[dict], bool]:
     """Run the installed fake device through the default model, in-process; return the source, the monitor,
-    the records written and whether the run was interrupted."""
+    the records written (each also passed to ``on_record`` as it is written) and whether the run was
+    interrupted."""
     scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
     source = MicSource(None, RATE, block=block)
     monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
     records: list[dict] = []
-    interrupted = run(source, Pipeline(scorer), [SimpleNamespace(write=records.append, close=lambda: None)], monitor,
+
+    def write(record: dict) -> None:
+        records.append(record)
+        on_record(record)
+
+    interrupted = run(source, Pipeline(scorer), [SimpleNamespace(write=write, close=lambda: None)], monitor,
                       should_stop=should_stop)
     return source, monitor, records, interrupted
 
@@ -355,13 +362,9 @@ def test_how_far_behind_the_device_counts_the_wait_in_the_queue(monkeypatch, spe
     """Without capture times, the lag is the wait in our queue: here a sink that takes 0.5 s over the
     first speech, while the device has delivered everything."""
     install(monkeypatch, [MIC], Plan(blocks_of(speech)))
-    source = MicSource(None, RATE)
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
-    monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
     starts = itertools.count()
-    slow = SimpleNamespace(close=lambda: None, write=lambda record: time.sleep(0.5) if (
+    source, _, _, _ = listen(on_record=lambda record: time.sleep(0.5) if (
         record["type"] == "speech_start" and next(starts) == 0) else None)
-    run(source, Pipeline(scorer), [slow], monitor)
     assert source.stats.max_behind_s >= 0.5
 
 
