@@ -89,8 +89,8 @@ def paired_ratios(over: list[measure.Measurement], under: list[measure.Measureme
 
 def benchmark(stream: Stream, reps: int) -> dict:
     """Interleaved repetitions of A, B, C, the cold start and a whole `ser replay`; medians of each."""
-    spec = DEFAULT_SPEC
-    scorer = Scorer(DEFAULT_MODEL, spec)
+    scorer = Scorer(DEFAULT_MODEL)
+    spec = scorer.card.spec
     windows = measure.segment_windows(stream.samples, spec.sample_rate, spec.hop_length, scorer.card.vad)
     if not windows:
         raise SystemExit("bench_stream: the VAD found no speech window in the stream; give a folder of speech")

@@ -38,7 +38,7 @@ SECONDS = (1.0, 600.0)       # of audio; each repetition sleeps 1.1 s per second
 
 def paced(samples: np.ndarray, reps: int) -> dict[float, float]:
     """Median CPU ms per audio-second of A's loop for each pause, repetitions interleaved."""
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    scorer = Scorer(DEFAULT_MODEL)
     audio_s = len(samples) / DEFAULT_SPEC.sample_rate
     run_ours(samples[:DEFAULT_SPEC.sample_rate * 10], scorer)   # warm-up: imports, first ONNX calls
     runs: dict[float, list[float]] = {pause: [] for pause in PAUSES_S}

@@ -27,7 +27,6 @@ from benchmarks.arguments import float_range, output_file, refuse
 from benchmarks.command import run_command, shown, write_json
 from benchmarks.measure import run_whole
 from realtime.cli import demo_path
-from realtime.features import DEFAULT_SPEC
 from realtime.monitor import Monitor
 from realtime.pipeline import Pipeline
 from realtime.scorer import DEFAULT_MODEL, Scorer
@@ -157,7 +156,7 @@ class SoakReport:
 
 def soak(total_s: float, clips: list[Path], warmup_s: float) -> SoakReport:
     """Stream ``total_s`` seconds of clips and pauses through ``ser``'s runner and measure it."""
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    scorer = Scorer(DEFAULT_MODEL)
     card = scorer.card
     source = SpeechStream(clips, total_s, card.spec.sample_rate)
     monitor = Monitor(source.describe(), card.name, tuple(card.labels), tuple(card.gender_labels),

@@ -14,7 +14,6 @@ from realtime.threads import one_maths_thread
 one_maths_thread()   # before numpy is imported
 
 from realtime.channel import band_text  # noqa: E402
-from realtime.features import DEFAULT_SPEC  # noqa: E402
 from realtime.scorer import DEFAULT_MODEL, ModelError, Scorer, model_path  # noqa: E402
 from realtime.sources import DEFAULT_BLOCK, SourceError  # noqa: E402
 from realtime.stdio import discard_stdout, reopen_closed_stderr  # noqa: E402
@@ -97,7 +96,7 @@ def run_stream(args: argparse.Namespace, stop: "StopRequest") -> int:
     from realtime.runner import run
     from realtime.sinks import JsonlSink
 
-    scorer = Scorer(getattr(args, "model", DEFAULT_MODEL), DEFAULT_SPEC)
+    scorer = Scorer(getattr(args, "model", DEFAULT_MODEL))
     rate = scorer.card.spec.sample_rate
     inputs = [scorer.path, scorer.card_path]   # never overwritten by --jsonl
     if args.command == "live":

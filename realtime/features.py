@@ -19,6 +19,7 @@ import numpy as np
 from realtime.ring import RingBuffer
 
 EPS = 1e-10
+ADDED_FIELDS = {"octave_cost": 0.0}   # FeatureSpec fields added since version 2's first models: their original values
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,15 @@ class FeatureSpec:
     f0_min_hz: float = 75.0
     f0_max_hz: float = 500.0
     voicing_threshold: float = 0.45
+    octave_cost: float = 0.0      # Praat's: each octave above f0_min_hz adds this to a lag's autocorrelation
     delta_lag: int = 2
     percentiles: tuple[int, ...] = (10, 50, 90)
     version: int = 2
 
     def hash(self) -> str:
-        """Short stable digest of the spec, stored in model cards."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """Short stable digest of the spec, stored in model cards. A field added since a version's first
+        models is left out while it holds its original value, so their cards keep their digest."""
+        text = json.dumps({k: v for k, v in asdict(self).items() if ADDED_FIELDS.get(k, ()) != v}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @cached_property
@@ -159,6 +162,8 @@ class FeatureStream:
         self._lag_max = int(np.ceil(spec.sample_rate / spec.f0_min_hz))
         win_ac = np.fft.irfft(np.abs(np.fft.rfft(self._window, spec.n_fft)) ** 2, spec.n_fft)
         self._window_ac = win_ac[:self._lag_max + 2] / win_ac[0]
+        lags = np.arange(self._lag_min, self._lag_max + 1)
+        self._octave_bonus = spec.octave_cost * np.log2(self._lag_max / lags)
         self.context = max(spec.delta_lag, 1)      # frames whose state a frame depends on (deltas, flux)
         capacity = int(np.ceil(capacity_s * spec.sample_rate / spec.hop_length))
         self.frames = RingBuffer(capacity, (len(spec.frame_names),), np.float64)
@@ -247,12 +252,17 @@ class FeatureStream:
         return out
 
     def _pitch(self, power: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Autocorrelation pitch (window-corrected), returning voicing in [0, 1] and F0 in semitones re 55 Hz."""
+        """Autocorrelation pitch (window-corrected, Boersma 1993), returning voicing in [0, 1] and F0 in semitones
+        re 55 Hz. The peak is chosen with the spec's octave cost, which favours the shorter of two similar
+        peaks (a period rather than two); voicing is the chosen peak's own height."""
         ac = np.fft.irfft(power, self.spec.n_fft, out=work)[:, :self._lag_max + 2]
         ac = ac / (ac[:, :1] + EPS) / self._window_ac
         lo, hi = self._lag_min, self._lag_max
-        peak = lo + np.argmax(ac[:, lo:hi + 1], axis=1)
+        peak = lo + np.argmax(ac[:, lo:hi + 1] + self._octave_bonus, axis=1)
         rows = np.arange(len(ac))
+        if self.spec.octave_cost:      # the bonus's slope can leave the choice a sample off the peak: step onto it
+            mid = ac[rows, peak]
+            peak = np.clip(peak + (ac[rows, peak + 1] > mid) - (ac[rows, peak - 1] > mid), lo, hi)
         left, mid, right = ac[rows, peak - 1], ac[rows, peak], ac[rows, peak + 1]
         curvature = left - 2.0 * mid + right
         offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1.0), 0.0)

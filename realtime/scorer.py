@@ -12,7 +12,7 @@ import numpy as np
 
 from realtime.adapt import AdaptConfig
 from realtime.channel import pass_band
-from realtime.features import FeatureSpec
+from realtime.features import DEFAULT_SPEC, FeatureSpec
 from realtime.vad import VadConfig
 
 CARD_FORMAT = 1
@@ -102,8 +102,8 @@ class ModelCard:
                 f"figures may not hold{hint}")
 
     @classmethod
-    def load(cls, path: Path, runtime_spec: FeatureSpec) -> "ModelCard":
-        """Read and validate a card against the runtime's feature spec."""
+    def load(cls, path: Path) -> "ModelCard":
+        """Read and validate a card; its feature spec must be one this runtime computes."""
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
@@ -134,9 +134,12 @@ class ModelCard:
             if isinstance(exc, ModelError):
                 raise
             raise ModelError(f"model card {path} is malformed ({exc!r}); {RETRAIN_HINT}") from None
-        if raw.get("feature_spec_hash") != runtime_spec.hash() or spec != runtime_spec:
-            raise ModelError(f"model {path.stem} was trained with feature spec {raw.get('feature_spec_hash')}, "
-                             f"but this runtime computes {runtime_spec.hash()}; {RETRAIN_HINT}")
+        if spec.version != DEFAULT_SPEC.version:
+            raise ModelError(f"model {path.stem} was trained with feature spec version {spec.version}, but this "
+                             f"runtime computes version {DEFAULT_SPEC.version}; {RETRAIN_HINT}")
+        if raw.get("feature_spec_hash") != spec.hash():
+            raise ModelError(f"model {path.stem}'s card gives feature spec {raw.get('feature_spec_hash')}, but the "
+                             f"spec it lists is {spec.hash()}; {RETRAIN_HINT}")
         columns = len(spec.frame_names)
         if (len(card.pop_mean) != spec.dim or len(card.pop_std) != spec.dim
                 or card.uses_frames and (len(card.frame_pop_mean) != columns or len(card.frame_pop_std) != columns)):
@@ -167,11 +170,10 @@ class Scorer:
     ----------
     model_path : Path
         The ``.onnx`` file, its ``.json`` card, or their path without the suffix (see :func:`onnx_file`).
-    runtime_spec : FeatureSpec
-        The spec this runtime computes; the card must match it.
+        The card fixes the feature spec the runtime computes for it.
     """
 
-    def __init__(self, model_path: Path, runtime_spec: FeatureSpec) -> None:
+    def __init__(self, model_path: Path) -> None:
         import onnxruntime as ort
 
         model_path = Path(model_path)
@@ -188,7 +190,7 @@ class Scorer:
                                  f"(shipped: {shipped})")
             raise ModelError(f"model file {model_path} not found; {RETRAIN_HINT}")
         self.path, self.card_path = model_path, model_path.with_suffix(".json")
-        self.card = ModelCard.load(self.card_path, runtime_spec)
+        self.card = ModelCard.load(self.card_path)
         try:
             graph = model_path.read_bytes()
         except OSError as exc:

@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="let the VAD's webrtcvad hear every frame, not only those that pass its energy gate, so "
                           "it keeps quiet speech (the card makes the runtime serve the model the same way; not in "
                           "the shipped models: see the README)")
+    fit.add_argument("--pitch-octave-cost", action="store_true",
+                     help="track pitch with an octave cost of 0.1 per octave (Praat's), which favours a period over "
+                          "its multiples, so fewer frames read an octave low (the card makes the runtime compute the "
+                          "same features)")
     fit.add_argument("--variance-prior-windows", type=float, metavar="K",
                      help="weight, in windows, of the population prior on each session's feature variance: a variance "
                           f"from a few windows is noisier than a mean (default: the mean's prior, "
@@ -297,7 +301,8 @@ def scan_all(specs: list[tuple[str, Path]], console: Console, need_speakers: boo
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from ser_train.corpora import LABELS
     from ser_train.export import model_files
-    from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, REVERB_COPY_RT60_S, FitConfig, fit_model
+    from ser_train.fit import (NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, PITCH_OCTAVE_COST, REVERB_COPY_RT60_S, FitConfig,
+                               fit_model)
     from ser_train.models import candidates
 
     families = tuple(f.strip() for f in args.families.split(","))
@@ -353,7 +358,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        gender_copy_span=NOISE_GENDER_SPAN if args.noise_copies or args.gender_copies else 0.0,
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,
                        copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None,
-                       vad_hears_silence=args.vad_hears_silence, variance_prior_windows=args.variance_prior_windows)
+                       vad_hears_silence=args.vad_hears_silence, variance_prior_windows=args.variance_prior_windows,
+                       octave_cost=PITCH_OCTAVE_COST if args.pitch_octave_cost else 0.0)
     with convergence_warnings_counted() as unconverged:
         card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console,
                          args.keep_folds)
@@ -397,7 +403,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         check_writable(args.json, "--json")
     speakers = speakers_by_kind([args.corpus], [(args.corpus, args.speakers)] if args.speakers else [])
-    scorer = Scorer(model_path(args.model), DEFAULT_SPEC)  # a bad model fails before a long corpus scan
+    scorer = Scorer(model_path(args.model))  # a bad model fails before a long corpus scan
     if args.json:
         check_not_an_input(args.json, (scorer.path, scorer.card_path, *speakers.values()), args.data)
     held = held_out_speakers(scorer, args.model) if args.held_out else None

@@ -157,9 +157,7 @@ def check_equality(onnx_path: Path, emotion: ClassifierMixin, gender: Classifier
     ExportError
         When the difference exceeds ``EQUALITY_ATOL``.
     """
-    from realtime.features import DEFAULT_SPEC
-
-    scorer = Scorer(onnx_path, DEFAULT_SPEC)
+    scorer = Scorer(onnx_path)
     x = x.astype(np.float32)
     want_emotion = emotion.predict_proba(x)
     if frame_member is None:

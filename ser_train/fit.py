@@ -9,7 +9,7 @@ import platform
 import tempfile
 import zlib
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,7 +21,7 @@ from sklearn.model_selection import GroupKFold
 
 from realtime.adapt import AdaptConfig, SpeakerAdapter
 from realtime.channel import band_text
-from realtime.features import DEFAULT_SPEC
+from realtime.features import DEFAULT_SPEC, FeatureSpec
 from realtime.scorer import CARD_FORMAT, Scorer
 from realtime.vad import VadConfig
 from ser_train.corpora import Clip
@@ -48,6 +48,7 @@ REVERB_REPLAYS_S = (0.3, 0.6)      # ... and in reverberant rooms with this RT60
 REVERB_COPY_RT60_S = (0.2, 1.0)    # `ser-train fit --reverb-copies`: a voice copy's room, RT60 uniform in s,
 REVERB_COPY_DRR_DB = (-3.0, 12.0)  # ... direct-to-reverberant ratio uniform in dB
 REVERB_COPY_SHARE = 0.5            # ... for this share of the copies, drawn per copy; the rest stay dry
+PITCH_OCTAVE_COST = 0.1           # `ser-train fit --pitch-octave-cost`: FeatureSpec.octave_cost
 HELD_OUT_KEY = "held_out_speakers"  # in a kept fold model's card metrics: the speakers its fold replayed
 RAVDESS_LICENCE = ("Model weights: CC BY-NC-SA 4.0, inherited from RAVDESS (non-commercial, share-alike). "
                    "Cite Livingstone & Russo (2018), PLoS ONE 13(5): e0196391.")
@@ -88,6 +89,7 @@ class FitConfig:
     copy_drr_db: tuple[float, float] = REVERB_COPY_DRR_DB   # and its direct-to-reverberant ratio, uniform in dB
     copy_reverb_share: float = REVERB_COPY_SHARE            # the share of the copies heard in a room
     vad_hears_silence: bool = False   # webrtcvad hears every frame (VadConfig.webrtc_hears_silence)
+    octave_cost: float = 0.0          # the pitch tracker's (FeatureSpec.octave_cost)
     search_session_orders: int = 1
     seed: int = 0
     prior_windows: float = AdaptConfig.prior_windows
@@ -101,6 +103,11 @@ class FitConfig:
 def adapt_config(fit: FitConfig) -> AdaptConfig:
     """The session normalisation that training simulates and the card tells the runtime to serve with."""
     return AdaptConfig(fit.prior_windows, fit.forgetting, variance_prior_windows=fit.variance_prior_windows)
+
+
+def fit_spec(fit: FitConfig) -> FeatureSpec:
+    """The features the model is trained on, and that the card then tells the runtime to compute."""
+    return replace(DEFAULT_SPEC, octave_cost=fit.octave_cost)
 
 
 def fit_vad(fit: FitConfig) -> VadConfig:
@@ -228,7 +235,7 @@ def _export(out: Path, table: WindowTable, candidate: Candidate, fit: FitConfig,
     emotion, gender, adapter, z = _fit_heads(table, candidate, fit, fit.session_orders, gender_table)
     member = _fit_frame_member(table, fit) if fit.frame_model else None
     card = model_card(out.name, labels, adapter, corpora, fit, metrics, gender is not None, member, trained_on_rate_hz)
-    graph = merge_heads(emotion, gender, 2 * DEFAULT_SPEC.dim, member)
+    graph = merge_heads(emotion, gender, 2 * fit_spec(fit).dim, member)
     onnx_path, _ = write_model(out, graph, card)
     return Exported(onnx_path, graph, card, emotion, gender, member, z)
 
@@ -295,12 +302,13 @@ def nested_choice(train: WindowTable, fit: FitConfig) -> Candidate:
 def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], fit: FitConfig, metrics: dict,
                gender_trained: bool = True, frame_member: FrameMember | None = None,
                trained_on_rate_hz: int = DEFAULT_SPEC.sample_rate) -> dict:
+    spec = fit_spec(fit)
     card = {"format": CARD_FORMAT, "name": name, "labels": list(labels), "gender_labels": list(GENDERS),
             "gender_trained": gender_trained,
             "sample_rate": DEFAULT_SPEC.sample_rate, "trained_on_rate_hz": trained_on_rate_hz,
             "band_hz": list(fit.band_hz) if fit.band_hz else None, "vad": asdict(fit_vad(fit)),
-            "feature_spec": asdict(DEFAULT_SPEC),
-            "feature_spec_hash": DEFAULT_SPEC.hash(), "feature_dim": DEFAULT_SPEC.dim, "model_input_dim": 2 * DEFAULT_SPEC.dim,
+            "feature_spec": asdict(spec), "feature_spec_hash": spec.hash(), "feature_dim": spec.dim,
+            "model_input_dim": 2 * spec.dim,
             "adaptation": {"pop_mean": adapter.pop_mean.round(6).tolist(),
                            "pop_std": np.sqrt(adapter.pop_var).round(6).tolist(),
                            "prior_windows": fit.prior_windows, "forgetting": fit.forgetting,
@@ -311,7 +319,7 @@ def model_card(name: str, labels: tuple[str, ...], adapter, corpora: list[str], 
             "metrics": metrics, "licence": licence(corpora)}
     if frame_member is not None:
         card["frame_model"] = {
-            "input": f"frames (1, n_frames, {2 * len(DEFAULT_SPEC.frame_names)}): each frame column speaker-adapted "
+            "input": f"frames (1, n_frames, {2 * len(spec.frame_names)}): each frame column speaker-adapted "
                      f"then population z-scored with these statistics and the adaptation prior above",
             "weight": frame_member.weight, "pop_mean": frame_member.adapter.pop_mean.round(6).tolist(),
             "pop_std": np.sqrt(frame_member.adapter.pop_var).round(6).tolist()}
@@ -370,7 +378,7 @@ def _gender_table(clips: list[Clip], fit: FitConfig, levels: dict[str, float],
         return None
     factors = np.asarray(fit.voice_factors)
     near = tuple(factors[near_real_voice(factors, NOISE_GENDER_SPAN)].tolist())
-    return window_table(extract(clips, DEFAULT_SPEC, factors=near,
+    return window_table(extract(clips, fit_spec(fit), factors=near,
                                 gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                 noise=lambda clip, factor: session_noise(clip, factor, fit, levels, gender_copy=True),
                                 band_hz=fit.band_hz, vad=fit_vad(fit)), labels, every_label=False)
@@ -409,10 +417,13 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
                  f"pass band (a telephone line), as the model hears everything when served.")
     if fit.vad_hears_silence:
         band += " The VAD's webrtcvad hears every frame, not only those that pass its energy gate, as when served."
+    if fit.octave_cost:
+        band += (f" The pitch tracker favours a period over its multiples with an octave cost of {fit.octave_cost:g} "
+                 f"per octave (Praat's), as when served.")
     if fit.variance_prior_windows is not None:
         band += (f" Session normalisation shrinks each session's variance towards the population's with the weight of "
                  f"{fit.variance_prior_windows:g} windows (its mean with {fit.prior_windows:g}), as when served.")
-    table = window_table(extract(clips, DEFAULT_SPEC, factors=(1.0, *fit.voice_factors),
+    table = window_table(extract(clips, fit_spec(fit), factors=(1.0, *fit.voice_factors),
                                  gain_db=lambda clip, factor: session_gain_db(clip, factor, fit),
                                  noise=lambda clip, factor: session_noise(clip, factor, fit, levels),
                                  band_hz=fit.band_hz, room=lambda clip, factor: session_room(clip, factor, fit),
@@ -541,7 +552,7 @@ def streaming_cv(clips: list[Clip], table: WindowTable, fit: FitConfig, splits: 
                               f"streaming CV's gender accuracy (more speakers{' or fewer --folds' if len(splits) > 2 else ''} "
                               f"mix them)")
             path = exported.onnx_path
-            folds.append(replay_fold(Scorer(path, DEFAULT_SPEC), [c for c in clips if c.speaker in held], fit.seed))
+            folds.append(replay_fold(Scorer(path), [c for c in clips if c.speaker in held], fit.seed))
             console.print(f"  streaming CV fold {k + 1}/{len(splits)} ({choice.name}): UAR adapted "
                           f"{folds[-1][('as recorded', 'adapt')]['uar']:.3f}  "
                           f"cold {folds[-1][('as recorded', 'cold')]['uar']:.3f}")

@@ -216,6 +216,7 @@ def reproduce_command(card: dict) -> str:
     noise += " --reverb-copies" if config.get("copy_rt60_s") else ""
     noise += " --gender-copies" if config.get("gender_copy_span") and not config.get("copy_snr_db") else ""
     noise += " --vad-hears-silence" if config.get("vad_hears_silence") else ""
+    noise += " --pitch-octave-cost" if config.get("octave_cost") else ""
     if config.get("variance_prior_windows") is not None:
         noise += f" --variance-prior-windows {config['variance_prior_windows']:g}"
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""

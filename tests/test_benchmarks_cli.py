@@ -82,7 +82,7 @@ def test_a_run_cut_short_by_ctrl_c_stops_the_benchmark(monkeypatch: pytest.Monke
     monkeypatch.setattr(measure, "BlockSource", interrupted_after_one_block(measure.BlockSource))
     monkeypatch.setattr(soak, "SpeechStream", interrupted_after_one_block(soak.SpeechStream))
     with pytest.raises(KeyboardInterrupt):
-        measure.run_ours(np.zeros(DEFAULT_SPEC.sample_rate, np.float32), Scorer(DEFAULT_MODEL, DEFAULT_SPEC))
+        measure.run_ours(np.zeros(DEFAULT_SPEC.sample_rate, np.float32), Scorer(DEFAULT_MODEL))
     with pytest.raises(KeyboardInterrupt):
         soak.soak(60.0, soak.clip_paths(None), warmup_s=0.0)
 

@@ -72,9 +72,9 @@ def banded_model(tiny_model, tmp_path, band):
 
 
 def test_a_card_with_a_band_makes_the_pipeline_hear_through_it(tiny_model, tmp_path):
-    assert Scorer(tiny_model, DEFAULT_SPEC).card.band_hz is None
-    assert Pipeline(Scorer(tiny_model, DEFAULT_SPEC)).windows.band is None
-    pipeline = Pipeline(Scorer(banded_model(tiny_model, tmp_path, [300, 3400]), DEFAULT_SPEC))
+    assert Scorer(tiny_model).card.band_hz is None
+    assert Pipeline(Scorer(tiny_model)).windows.band is None
+    pipeline = Pipeline(Scorer(banded_model(tiny_model, tmp_path, [300, 3400])))
     assert (pipeline.windows.band.low_hz, pipeline.windows.band.high_hz) == (300, 3400)
 
 
@@ -89,7 +89,7 @@ def test_replay_through_a_phone_model_is_identical_for_every_chunk_size(burst_fi
 @pytest.mark.parametrize("band", [[3400, 300], [300, 9000], ["low", 3400]])
 def test_a_card_with_a_broken_band_is_one_model_error(tiny_model, tmp_path, band):
     with pytest.raises(ModelError, match="malformed"):
-        Scorer(banded_model(tiny_model, tmp_path, band), DEFAULT_SPEC)
+        Scorer(banded_model(tiny_model, tmp_path, band))
 
 
 def test_extraction_hears_copies_through_the_band_and_caches_them_apart(tmp_path):

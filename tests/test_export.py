@@ -46,7 +46,7 @@ def test_onnx_equals_sklearn_for_every_family(candidate, tmp_path):
     path, _ = write_model(tmp_path / "t", merged, card)
     diff = check_equality(path, emotion, gender, x[:50])
     assert diff <= 1e-4
-    emotion_probs, gender_probs = Scorer(path, DEFAULT_SPEC).score(x[:5])
+    emotion_probs, gender_probs = Scorer(path).score(x[:5])
     np.testing.assert_allclose(emotion_probs, emotion.predict_proba(x[:5]), atol=1e-4)
     np.testing.assert_allclose(gender_probs, gender.predict_proba(x[:5]), atol=1e-4)
 
@@ -67,7 +67,7 @@ def test_frame_ensemble_graph_equals_the_blend_and_serves_in_the_pipeline(tmp_pa
     card = model_card("t", LABELS, adapter, ["synthetic"], FitConfig(), {}, True, member)
     path, _ = write_model(tmp_path / "t", merge_heads(emotion, gender, WIDTH, member), card)
     assert check_equality(path, emotion, gender, x[:8], member, inputs[:8]) <= 1e-4
-    scorer = Scorer(path, DEFAULT_SPEC)
+    scorer = Scorer(path)
     assert scorer.card.uses_frames
     with pytest.raises(ValueError, match="frames"):
         scorer.score(x[:1])

@@ -20,7 +20,6 @@ import soundfile as sf
 import soxr
 
 from realtime import cli, mic
-from realtime.features import DEFAULT_SPEC
 from realtime.mic import QUEUE_BLOCKS, MicSource
 from realtime.monitor import Monitor
 from realtime.pipeline import Pipeline
@@ -184,7 +183,7 @@ def listen(block: int = BLOCK, should_stop=lambda: False,
     """Run the installed fake device through the default model, in-process; return the source, the monitor,
     the records written (each also passed to ``on_record`` as it is written) and whether the run was
     interrupted."""
-    scorer = Scorer(DEFAULT_MODEL, DEFAULT_SPEC)
+    scorer = Scorer(DEFAULT_MODEL)
     source = MicSource(None, RATE, block=block)
     monitor = Monitor(source.describe(), "ser", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
     records: list[dict] = []

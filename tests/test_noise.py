@@ -151,7 +151,7 @@ def test_evaluate_records_the_noise_it_replayed(tmp_path: Path, tiny_model, clip
     root.mkdir(parents=True)
     sf.write(root / "s1_a.wav", bursts(total_s=2.0, spans=((0.4, 1.6, "noise"),)), 16000)
     clips = [Clip(root / "s1_a.wav", "angry", "s1", None, "folder")]
-    report = evaluate(Scorer(tiny_model, DEFAULT_SPEC), clips, adapt=False, progress=False, noise=(0.0, 2.0))
+    report = evaluate(Scorer(tiny_model), clips, adapt=False, progress=False, noise=(0.0, 2.0))
     assert report["noise"] == {"snr_db": 0.0, "exponent": 2.0} and report["n"] == 1
     assert [(c["noise"].snr_db, c["noise"].exponent) for c in clip_conditions] == [(0.0, 2.0)]   # and replayed it
 

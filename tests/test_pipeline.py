@@ -49,7 +49,7 @@ def test_every_scored_window_gets_the_input_training_gave_it():
 
     audio, _ = sf.read(demo_path(), dtype="float32", stop=16000 * 20)
     for adapt in (True, False):
-        pipeline = Pipeline(Scorer(DEFAULT_MODEL, DEFAULT_SPEC), adapt=adapt)
+        pipeline = Pipeline(Scorer(DEFAULT_MODEL), adapt=adapt)
         inputs, score = [], pipeline.scorer.score
         pipeline.scorer.score = lambda x, frames: inputs.append(x[0]) or score(x, frames)
         events = [e for i in range(0, len(audio), 1600) for e in pipeline.push(audio[i:i + 1600])] + pipeline.flush()
@@ -79,7 +79,7 @@ def test_a_source_failing_mid_utterance_still_closes_its_window(tiny_model):
             for i in range(0, len(audio), 1600):
                 yield Chunk(audio[i:i + 1600], i)
             raise SourceError("decoding failed")
-    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    scorer = Scorer(tiny_model)
     records = []
     monitor = Monitor("x", "m", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
     with pytest.raises(SourceError):
@@ -100,7 +100,7 @@ def test_stats_come_per_period_and_once_at_the_end(tiny_model, total_s, block_s,
     from realtime.sources import Chunk, SourceStats
 
     audio, block = np.zeros(int(total_s * RATE), np.float32), int(block_s * RATE)
-    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    scorer = Scorer(tiny_model)
     records = []
     monitor = Monitor("x", "m", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
 
@@ -152,7 +152,7 @@ def test_blocks_dropped_on_closing_get_a_final_stats_event(tiny_model):
                 raise KeyboardInterrupt
             super().on_chunk(samples)
 
-    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    scorer = Scorer(tiny_model)
     monitor = Interrupted("x", "m", tuple(scorer.card.labels), tuple(scorer.card.gender_labels), RATE)
     assert run(Mic(), Pipeline(scorer), [SimpleNamespace(write=records.append)], monitor, stats_every_s=1.0)
     stats = [r for r in records if r["type"] == "stats"]

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.features import DEFAULT_SPEC
 from realtime.scorer import Scorer
 from realtime.sources import sound_path
 from ser_train import cli
@@ -186,7 +185,7 @@ def test_a_file_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypat
 
 
 def test_a_card_flags_input_narrower_than_its_training_audio(tiny_model):
-    card = Scorer(tiny_model, DEFAULT_SPEC).card
+    card = Scorer(tiny_model).card
     assert card.trained_on_rate_hz == 16000
     assert card.narrower_input(16000) is None and card.narrower_input(48000) is None
     assert "nothing above 4000 Hz" in card.narrower_input(8000)
@@ -232,12 +231,12 @@ def test_only_a_card_trained_on_narrower_audio_asks_for_a_band(tiny_model, tmp_p
     import json
     import shutil
 
-    assert Scorer(tiny_model, DEFAULT_SPEC).card.band_rate_hz is None
+    assert Scorer(tiny_model).card.band_rate_hz is None
     narrow = tmp_path / "narrow.onnx"
     shutil.copy(tiny_model, narrow)
     card = json.loads(tiny_model.with_suffix(".json").read_text())
     narrow.with_suffix(".json").write_text(json.dumps({**card, "trained_on_rate_hz": 8000}))
-    loaded = Scorer(narrow, DEFAULT_SPEC).card
+    loaded = Scorer(narrow).card
     assert loaded.band_rate_hz == 8000 and loaded.narrower_input(8000) is None
     assert "ser-ravdess-phone" not in loaded.narrower_input(4000)   # already a telephone-rate model
 

@@ -52,7 +52,7 @@ def test_evaluate_plays_each_clip_in_its_room_and_records_it(tmp_path: Path, tin
     root.mkdir(parents=True)
     sf.write(root / "s1_a.wav", bursts(total_s=3.0, spans=((0.4, 2.4, "speechlike"),)), RATE)
     clips = [Clip(root / "s1_a.wav", "angry", "s1", None, "folder")]
-    scorer = Scorer(tiny_model, DEFAULT_SPEC)
+    scorer = Scorer(tiny_model)
     report = evaluate(scorer, clips, adapt=False, progress=False, reverb_s=0.6)
     assert report["reverb_s"] == 0.6 and report["n"] == 1 and report["no_speech"] == 0
     assert "room RT60 0.6 s" in figures_headline(report)
