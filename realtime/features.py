@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -48,7 +48,8 @@ class FeatureSpec:
     def hash(self) -> str:
         """Short stable digest of the spec, stored in model cards. A field added since a version's first
         models is left out while it holds its original value, so their cards keep their digest."""
-        text = json.dumps({k: v for k, v in asdict(self).items() if ADDED_FIELDS.get(k, ()) != v}, sort_keys=True)
+        text = json.dumps({k: v for k, v in asdict(self).items() if not (k in ADDED_FIELDS and ADDED_FIELDS[k] == v)},
+                          sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @cached_property
@@ -73,6 +74,12 @@ class FeatureSpec:
 
 
 DEFAULT_SPEC = FeatureSpec()
+
+
+def computable(spec: FeatureSpec) -> bool:
+    """Whether this code computes ``spec``: the default spec with any non-negative octave cost (a model's card
+    chooses its pitch tracker; every other setting is fixed by the code)."""
+    return replace(spec, octave_cost=DEFAULT_SPEC.octave_cost) == DEFAULT_SPEC and 0.0 <= spec.octave_cost < np.inf
 
 
 def hz_to_mel(hz: np.ndarray) -> np.ndarray:

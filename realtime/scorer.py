@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib import resources
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from realtime.adapt import AdaptConfig
 from realtime.channel import pass_band
-from realtime.features import DEFAULT_SPEC, FeatureSpec
+from realtime.features import FeatureSpec, computable
 from realtime.vad import VadConfig
 
 CARD_FORMAT = 1
@@ -116,6 +116,10 @@ class ModelCard:
             if raw.get("format") != CARD_FORMAT:
                 raise ModelError(f"model card {path} has format {raw.get('format')!r}, expected {CARD_FORMAT}")
             spec_dict = dict(raw["feature_spec"])
+            unknown = sorted(set(spec_dict) - {f.name for f in fields(FeatureSpec)})
+            if unknown:
+                raise ModelError(f"model card {path} lists feature settings this runtime does not know "
+                                 f"({', '.join(unknown)}): a newer ser-train wrote it; upgrade ser, or {RETRAIN_HINT}")
             spec_dict["percentiles"] = tuple(spec_dict["percentiles"])
             spec = FeatureSpec(**spec_dict)
             adaptation = raw["adaptation"]
@@ -134,12 +138,13 @@ class ModelCard:
             if isinstance(exc, ModelError):
                 raise
             raise ModelError(f"model card {path} is malformed ({exc!r}); {RETRAIN_HINT}") from None
-        if spec.version != DEFAULT_SPEC.version:
-            raise ModelError(f"model {path.stem} was trained with feature spec version {spec.version}, but this "
-                             f"runtime computes version {DEFAULT_SPEC.version}; {RETRAIN_HINT}")
+        if not computable(spec):
+            raise ModelError(f"model {path.stem} was trained with feature spec {raw.get('feature_spec_hash')} "
+                             f"(version {spec.version}), which this runtime does not compute; {RETRAIN_HINT}")
         if raw.get("feature_spec_hash") != spec.hash():
-            raise ModelError(f"model {path.stem}'s card gives feature spec {raw.get('feature_spec_hash')}, but the "
-                             f"spec it lists is {spec.hash()}; {RETRAIN_HINT}")
+            raise ModelError(f"model card {path} is inconsistent: its feature_spec_hash "
+                             f"{raw.get('feature_spec_hash')!r} is not the digest of its feature_spec "
+                             f"({spec.hash()}), so it was edited or damaged; {RETRAIN_HINT}")
         columns = len(spec.frame_names)
         if (len(card.pop_mean) != spec.dim or len(card.pop_std) != spec.dim
                 or card.uses_frames and (len(card.frame_pop_mean) != columns or len(card.frame_pop_std) != columns)):

@@ -87,6 +87,16 @@ def test_pitch_of_a_pure_tone(spec, tone_hz):
     np.testing.assert_allclose(f0_hz, tone_hz, rtol=2e-3)
 
 
+def test_octave_cost_keeps_the_search_range():
+    """A 520 Hz tone lies just past the 500 Hz edge: the tracker with the cost reads the edge (507.9 Hz, the
+    interpolation's half sample), not a lag outside the range it searches."""
+    stream = FeatureStream(OCTAVE_COST)
+    stream.push(0.5 * np.sin(2 * np.pi * 520.0 * np.arange(16000) / 16000))
+    f0_hz = 55 * 2 ** (stream.frames_between(2, stream.n_frames - 2)[:, -1] / 12)
+    lag_min = np.floor(OCTAVE_COST.sample_rate / OCTAVE_COST.f0_max_hz)
+    assert np.all(f0_hz <= OCTAVE_COST.sample_rate / (lag_min - 0.5) + 1e-9)
+
+
 @pytest.mark.parametrize("f0_hz", [150.0, 200.0, 250.0, 300.0, 350.0])
 def test_octave_cost_reads_a_harmonic_voice_at_its_own_period(f0_hz):
     """A voice-like tone (14 harmonics, 1 % jitter): the shipped spec reads 300 Hz as 100 Hz on every frame

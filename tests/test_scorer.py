@@ -48,7 +48,7 @@ def test_shipped_models_are_found_by_name_and_files_by_path(tiny_model):
 def test_feature_spec_mismatch_is_one_clear_error(tiny_model, tmp_path):
     model = copy_model(tiny_model, tmp_path)
     edit_card(model, feature_spec_hash="0123456789abcdef")
-    with pytest.raises(ModelError, match="card gives feature spec 0123456789abcdef, but the spec it lists is .*retrain"):
+    with pytest.raises(ModelError, match="feature_spec_hash '0123456789abcdef' is not the digest of its feature_spec .*retrain"):
         Scorer(model)
 
 
@@ -63,8 +63,28 @@ def test_the_card_fixes_the_features_the_runtime_computes(tiny_model, tmp_path):
     assert Pipeline(Scorer(model)).windows.features.spec == spec
     assert Pipeline(Scorer(tiny_model)).windows.features.spec == DEFAULT_SPEC
     edit_card(model, feature_spec_hash=DEFAULT_SPEC.hash())
-    with pytest.raises(ModelError, match=f"card gives feature spec {DEFAULT_SPEC.hash()}, but the spec it lists is "
-                                         f"{spec.hash()}"):
+    with pytest.raises(ModelError, match=f"inconsistent: its feature_spec_hash '{DEFAULT_SPEC.hash()}' is not the "
+                                         f"digest of its feature_spec \\({spec.hash()}\\), so it was edited"):
+        Scorer(model)
+
+
+@pytest.mark.parametrize("change", [{"octave_cost": -1.0}, {"f0_max_hz": 1000.0}, {"n_fft": 256},
+                                    {"sample_rate": 22050}])
+def test_a_card_can_choose_the_pitch_tracker_and_nothing_else(tiny_model, tmp_path, change):
+    """The code fixes every setting but the octave cost, so a card with another (digest and all) is refused."""
+    spec = replace(DEFAULT_SPEC, **change)
+    model = copy_model(tiny_model, tmp_path)
+    edit_card(model, feature_spec=asdict(spec), feature_spec_hash=spec.hash())
+    with pytest.raises(ModelError, match=f"trained with feature spec {spec.hash()} \\(version 2\\), which this "
+                                         f"runtime does not compute; retrain"):
+        Scorer(model)
+
+
+def test_a_card_from_a_newer_ser_train_says_so(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    edit_card(model, feature_spec={**asdict(DEFAULT_SPEC), "formant_count": 3})
+    with pytest.raises(ModelError, match="lists feature settings this runtime does not know \\(formant_count\\): "
+                                         "a newer ser-train wrote it"):
         Scorer(model)
 
 
@@ -73,7 +93,7 @@ def test_older_feature_spec_is_rejected(tiny_model, tmp_path):
     card = json.loads(model.with_suffix(".json").read_text())
     card["feature_spec"]["version"] = 0
     edit_card(model, feature_spec=card["feature_spec"])
-    with pytest.raises(ModelError, match="trained with feature spec version 0, but this runtime computes version 2"):
+    with pytest.raises(ModelError, match="\\(version 0\\), which this runtime does not compute"):
         Scorer(model)
 
 

@@ -243,6 +243,19 @@ def test_a_fold_trained_on_one_gender_says_it_has_no_gender_head(tmp_path, capsy
     assert json.loads((tmp_path / "m.json").read_text())["gender_trained"]
 
 
+def test_pitch_octave_cost_reaches_every_extraction_and_the_card(tmp_path, monkeypatch):
+    from ser_train import fit
+
+    specs = []
+    extract = fit.extract
+    monkeypatch.setattr(fit, "extract", lambda clips, spec, **kw: specs.append(spec) or extract(clips, spec, **kw))
+    corpus = two_label_corpus(tmp_path / "corpus")
+    assert cli.main(["fit", "--corpus", f"folder={corpus}", "--no-frame-model", "--no-streaming-cv", "--families",
+                     "logreg", "--noisy-gender-copies", "--pitch-octave-cost", "--out", str(tmp_path / "m")]) == 0
+    assert len(specs) == 2 and all(spec.octave_cost == 0.1 for spec in specs)   # the table and the gender copies
+    assert Scorer(tmp_path / "m.onnx").card.spec == specs[0]
+
+
 @pytest.mark.parametrize("low_rate, warned", [(8000, True), (16000, False)])
 def test_fit_warns_when_the_training_audio_mixes_sample_rates(tmp_path, capsys, monkeypatch, low_rate, warned):
     from ser_train import fit
