@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--pitch-octave-cost", action="store_true",
                      help="track pitch with an octave cost of 0.1 per octave (Praat's), which favours a period over "
                           "its multiples, so fewer frames read an octave low (the card makes the runtime compute the "
-                          "same features)")
+                          "same features; not in the shipped models: see the README)")
     fit.add_argument("--variance-prior-windows", type=float, metavar="K",
                      help="weight, in windows, of the population prior on each session's feature variance: a variance "
                           f"from a few windows is noisier than a mean (default: the mean's prior, "
