@@ -14,7 +14,8 @@ from typing import NoReturn
 def run_command(name: str, main: Callable[[], int]) -> NoReturn:
     """Exit with ``main()``'s status. SIGTERM stops it as Ctrl-C does, with a KeyboardInterrupt, so ``with`` and
     ``finally`` blocks stop the processes it started; either ends it with one line, ``NAME: interrupted``, and
-    status 130."""
+    status 130. Ctrl-C's handler is set too: a process started with it ignored (a script's ``cmd &``) has none."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         status = main()

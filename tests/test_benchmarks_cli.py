@@ -152,8 +152,10 @@ def session(pid: int) -> list[str]:
 ])
 def test_a_signal_ends_the_command_with_one_line(module: str, args: list[str], signum: int):
     """Without this test's thread variables (set by importing `realtime.cli`) numpy starts helper threads: the
-    command must keep them from taking the signal."""
-    proc = start(module, *args, env={k: v for k, v in os.environ.items() if k not in THREAD_VARS})
+    command must keep them from taking the signal. It starts with Ctrl-C ignored, as a script's background job
+    (`cmd &`) does: Python then installs no KeyboardInterrupt handler, and fuzz_replay ran on."""
+    proc = start(module, *args, env={k: v for k, v in os.environ.items() if k not in THREAD_VARS},
+                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     time.sleep(3)
     proc.send_signal(signum)
     code, err = finish(proc)
