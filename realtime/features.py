@@ -265,11 +265,13 @@ class FeatureStream:
         ac = np.fft.irfft(power, self.spec.n_fft, out=work)[:, :self._lag_max + 2]
         ac = ac / (ac[:, :1] + EPS) / self._window_ac
         lo, hi = self._lag_min, self._lag_max
-        peak = lo + np.argmax(ac[:, lo:hi + 1] + self._octave_bonus, axis=1)
         rows = np.arange(len(ac))
         if self.spec.octave_cost:      # the bonus's slope can leave the choice a sample off the peak: step onto it
+            peak = lo + np.argmax(ac[:, lo:hi + 1] + self._octave_bonus, axis=1)
             mid = ac[rows, peak]
             peak = np.clip(peak + (ac[rows, peak + 1] > mid) - (ac[rows, peak - 1] > mid), lo, hi)
+        else:
+            peak = lo + np.argmax(ac[:, lo:hi + 1], axis=1)
         left, mid, right = ac[rows, peak - 1], ac[rows, peak], ac[rows, peak + 1]
         curvature = left - 2.0 * mid + right
         offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1.0), 0.0)
