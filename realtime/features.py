@@ -19,7 +19,8 @@ import numpy as np
 from realtime.ring import RingBuffer
 
 EPS = 1e-10
-ADDED_FIELDS = {"octave_cost": 0.0}   # FeatureSpec fields added since version 2's first models: their original values
+ADDED_FIELDS = {"octave_cost": 0.0, "pitch_peaks_only": False}   # FeatureSpec fields added since version 2's first
+                                                                   # models: their original values
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class FeatureSpec:
     f0_max_hz: float = 500.0
     voicing_threshold: float = 0.45
     octave_cost: float = 0.0      # Praat's: each octave above f0_min_hz adds this to a lag's autocorrelation
+    pitch_peaks_only: bool = False   # Praat's: only the autocorrelation's local maxima are pitch candidates
     delta_lag: int = 2
     percentiles: tuple[int, ...] = (10, 50, 90)
     version: int = 2
@@ -77,9 +79,11 @@ DEFAULT_SPEC = FeatureSpec()
 
 
 def computable(spec: FeatureSpec) -> bool:
-    """Whether this code computes ``spec``: the default spec with any non-negative octave cost (a model's card
-    chooses its pitch tracker; every other setting is fixed by the code)."""
-    return replace(spec, octave_cost=DEFAULT_SPEC.octave_cost) == DEFAULT_SPEC and 0.0 <= spec.octave_cost < np.inf
+    """Whether this code computes ``spec``: the default spec with any non-negative octave cost, with or without
+    peaks only (a model's card chooses its pitch tracker; every other setting is fixed by the code)."""
+    tracker = {"octave_cost": DEFAULT_SPEC.octave_cost, "pitch_peaks_only": DEFAULT_SPEC.pitch_peaks_only}
+    return (replace(spec, **tracker) == DEFAULT_SPEC and 0.0 <= spec.octave_cost < np.inf
+            and isinstance(spec.pitch_peaks_only, bool))
 
 
 def hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -261,23 +265,31 @@ class FeatureStream:
     def _pitch(self, power: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Autocorrelation pitch (window-corrected, Boersma 1993), returning voicing in [0, 1] and F0 in semitones
         re 55 Hz. The peak is chosen with the spec's octave cost, which favours the shorter of two similar
-        peaks (a period rather than two); voicing is the chosen peak's own height."""
+        peaks (a period rather than two); voicing is the chosen peak's own height. With ``pitch_peaks_only`` the
+        candidates are the local maxima in the search range, so an edge where the autocorrelation is still
+        falling is none; a frame with no candidate reads unvoiced (voicing 0, F0 read at the shortest lag)."""
         ac = np.fft.irfft(power, self.spec.n_fft, out=work)[:, :self._lag_max + 2]
         ac = ac / (ac[:, :1] + EPS) / self._window_ac
         lo, hi = self._lag_min, self._lag_max
         rows = np.arange(len(ac))
-        if self.spec.octave_cost:      # the bonus's slope can leave the choice a sample off the peak: step onto it
-            peak = lo + np.argmax(ac[:, lo:hi + 1] + self._octave_bonus, axis=1)
-            mid = ac[rows, peak]
+        inner = ac[:, lo:hi + 1]
+        score = inner + self._octave_bonus if self.spec.octave_cost else inner
+        if self.spec.pitch_peaks_only:
+            candidate = (inner >= ac[:, lo - 1:hi]) & (inner > ac[:, lo + 1:hi + 2])
+            score = np.where(candidate, score, -np.inf)
+        peak = lo + np.argmax(score, axis=1)
+        if self.spec.octave_cost and not self.spec.pitch_peaks_only:
+            mid = ac[rows, peak]       # the bonus's slope can leave the choice a sample off the peak: step onto it
             peak = np.clip(peak + (ac[rows, peak + 1] > mid) - (ac[rows, peak - 1] > mid), lo, hi)
-        else:
-            peak = lo + np.argmax(ac[:, lo:hi + 1], axis=1)
         left, mid, right = ac[rows, peak - 1], ac[rows, peak], ac[rows, peak + 1]
         curvature = left - 2.0 * mid + right
         offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1.0), 0.0)
         lag = peak + np.clip(offset, -0.5, 0.5)
         f0 = 12.0 * np.log2(self.spec.sample_rate / lag / 55.0)
-        return np.clip(mid, 0.0, 1.0), f0
+        voicing = np.clip(mid, 0.0, 1.0)
+        if self.spec.pitch_peaks_only:
+            voicing[~candidate.any(axis=1)] = 0.0
+        return voicing, f0
 
     def frame_range(self, start_sample: int, end_sample: int) -> tuple[int, int]:
         """Frames lying wholly inside samples ``[start_sample, end_sample)``, clipped to the audio held."""

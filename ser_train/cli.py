@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="track pitch with an octave cost of 0.1 per octave (Praat's), which favours a period over "
                           "its multiples, so fewer frames read an octave low (the card makes the runtime compute the "
                           "same features; not in the shipped models: see the README)")
+    fit.add_argument("--pitch-peaks-only", action="store_true",
+                     help="take only the autocorrelation's local maxima as pitch candidates (Praat's), so the search "
+                          "range's edge, where the autocorrelation is still falling, is never read as a pitch (the "
+                          "card makes the runtime compute the same features; not in the shipped models: see the "
+                          "README)")
     fit.add_argument("--variance-prior-windows", type=float, metavar="K",
                      help="weight, in windows, of the population prior on each session's feature variance: a variance "
                           f"from a few windows is noisier than a mean (default: the mean's prior, "
@@ -359,7 +364,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
                        gender_noise_snr_db=NOISE_COPY_SNR_DB if args.noisy_gender_copies else None, band_hz=args.band,
                        copy_rt60_s=REVERB_COPY_RT60_S if args.reverb_copies else None,
                        vad_hears_silence=args.vad_hears_silence, variance_prior_windows=args.variance_prior_windows,
-                       octave_cost=PITCH_OCTAVE_COST if args.pitch_octave_cost else 0.0)
+                       octave_cost=PITCH_OCTAVE_COST if args.pitch_octave_cost else 0.0,
+                       pitch_peaks_only=args.pitch_peaks_only)
     with convergence_warnings_counted() as unconverged:
         card = fit_model(clips, [f"{k}={r}" for k, r in args.corpus], labels, args.out, config, console,
                          args.keep_folds)

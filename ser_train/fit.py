@@ -90,6 +90,7 @@ class FitConfig:
     copy_reverb_share: float = REVERB_COPY_SHARE            # the share of the copies heard in a room
     vad_hears_silence: bool = False   # webrtcvad hears every frame (VadConfig.webrtc_hears_silence)
     octave_cost: float = 0.0          # the pitch tracker's (FeatureSpec.octave_cost)
+    pitch_peaks_only: bool = False    # and its candidates (FeatureSpec.pitch_peaks_only)
     search_session_orders: int = 1
     seed: int = 0
     prior_windows: float = AdaptConfig.prior_windows
@@ -107,7 +108,7 @@ def adapt_config(fit: FitConfig) -> AdaptConfig:
 
 def fit_spec(fit: FitConfig) -> FeatureSpec:
     """The features the model is trained on, and that the card then tells the runtime to compute."""
-    return replace(DEFAULT_SPEC, octave_cost=fit.octave_cost)
+    return replace(DEFAULT_SPEC, octave_cost=fit.octave_cost, pitch_peaks_only=fit.pitch_peaks_only)
 
 
 def fit_vad(fit: FitConfig) -> VadConfig:
@@ -420,6 +421,9 @@ def fit_model(clips: list[Clip], corpora: list[str], labels: tuple[str, ...], ou
     if fit.octave_cost:
         band += (f" The pitch tracker favours a period over its multiples with an octave cost of {fit.octave_cost:g} "
                  f"per octave (Praat's), as when served.")
+    if fit.pitch_peaks_only:
+        band += (" Only the autocorrelation's local maxima are pitch candidates (Praat's), so the search range's edge "
+                 "is never read as a pitch, as when served.")
     if fit.variance_prior_windows is not None:
         band += (f" Session normalisation shrinks each session's variance towards the population's with the weight of "
                  f"{fit.variance_prior_windows:g} windows (its mean with {fit.prior_windows:g}), as when served.")

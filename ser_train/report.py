@@ -217,6 +217,7 @@ def reproduce_command(card: dict) -> str:
     noise += " --gender-copies" if config.get("gender_copy_span") and not config.get("copy_snr_db") else ""
     noise += " --vad-hears-silence" if config.get("vad_hears_silence") else ""
     noise += " --pitch-octave-cost" if config.get("octave_cost") else ""
+    noise += " --pitch-peaks-only" if config.get("pitch_peaks_only") else ""
     if config.get("variance_prior_windows") is not None:
         noise += f" --variance-prior-windows {config['variance_prior_windows']:g}"
     seed = f" --seed {config['seed']}" if config.get("seed", 0) else ""

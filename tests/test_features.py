@@ -3,7 +3,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from realtime.features import DEFAULT_SPEC, FeatureStream, dct_matrix, functionals, mel_filterbank
+from realtime.features import DEFAULT_SPEC, FeatureSpec, FeatureStream, dct_matrix, functionals, mel_filterbank
 from tests.conftest import SHARED_RAVDESS, bursts
 
 RATE, HOP = 16000, 320
@@ -67,34 +67,51 @@ _OCTAVE_ERROR = pytest.mark.xfail(
                         "of the lag fits in the search range, the argmax can pick 2x/3x the lag (173 and 311 Hz read "
                         "as 86.5 and 155.5 Hz)")
 OCTAVE_COST = replace(DEFAULT_SPEC, octave_cost=0.1)   # `ser-train fit --pitch-octave-cost`
+PEAKS_ONLY = replace(OCTAVE_COST, pitch_peaks_only=True)   # and `--pitch-peaks-only`
+
+
+def tone_pitch(spec: FeatureSpec, hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Voicing and F0 in Hz of the inner frames of one second of a pure tone."""
+    stream = FeatureStream(spec)
+    stream.push(0.5 * np.sin(2 * np.pi * hz * np.arange(16000) / 16000))
+    frames = stream.frames_between(2, stream.n_frames - 2)
+    return frames[:, -2], 55 * 2 ** (frames[:, -1] / 12)
 
 
 @pytest.mark.parametrize("spec, tone_hz", [(DEFAULT_SPEC, 118.0), (DEFAULT_SPEC, 141.0),   # lags 135.59 and 113.48
                                            pytest.param(DEFAULT_SPEC, 173.0, marks=_OCTAVE_ERROR),
                                            pytest.param(DEFAULT_SPEC, 311.0, marks=_OCTAVE_ERROR),
-                                           *((OCTAVE_COST, hz) for hz in (80.0, 118.0, 141.0, 173.0, 311.0, 450.0))])
+                                           *((spec, hz) for spec in (OCTAVE_COST, PEAKS_ONLY)
+                                             for hz in (80.0, 118.0, 141.0, 173.0, 311.0, 450.0))])
 def test_pitch_of_a_pure_tone(spec, tone_hz):
     # The lags are not whole numbers of samples, so only the parabolic interpolation gets F0 right: measured error
     # at most 1.5e-5 (118 Hz) and 1.2e-5 (141 Hz); the whole-sample peak would be 0.30 % / 0.42 % off, one sample
     # more 1.0 % / 0.46 %. With the octave cost the worst is 80 Hz, 2.5e-4 (as without it); without the step onto the
     # peak it was 2.5e-3. Tolerance 0.2 %.
-    t = np.arange(16000) / 16000
-    stream = FeatureStream(spec)
-    stream.push(0.5 * np.sin(2 * np.pi * tone_hz * t))
-    frames = stream.frames_between(2, stream.n_frames - 2)
-    f0_hz = 55 * 2 ** (frames[:, -1] / 12)
-    assert np.all(frames[:, -2] > 0.9)
+    voicing, f0_hz = tone_pitch(spec, tone_hz)
+    assert np.all(voicing > 0.9)
     np.testing.assert_allclose(f0_hz, tone_hz, rtol=2e-3)
 
 
 def test_octave_cost_keeps_the_search_range():
     """A 520 Hz tone lies just past the 500 Hz edge: the tracker with the cost reads the edge (507.9 Hz, the
     interpolation's half sample), not a lag outside the range it searches."""
-    stream = FeatureStream(OCTAVE_COST)
-    stream.push(0.5 * np.sin(2 * np.pi * 520.0 * np.arange(16000) / 16000))
-    f0_hz = 55 * 2 ** (stream.frames_between(2, stream.n_frames - 2)[:, -1] / 12)
+    _, f0_hz = tone_pitch(OCTAVE_COST, 520.0)
     lag_min = np.floor(OCTAVE_COST.sample_rate / OCTAVE_COST.f0_max_hz)
     assert np.all(f0_hz <= OCTAVE_COST.sample_rate / (lag_min - 0.5) + 1e-9)
+
+
+def test_peaks_only_reads_no_pitch_at_the_edge_of_the_range():
+    """A 30 Hz hum, below the range: its autocorrelation falls over the whole search range, so the shipped tracker
+    reads its edge as a voiced 500 Hz; with peaks only there is no candidate and the frame is unvoiced. A 520 Hz
+    tone, just above the range: peaks only reads its second period (260 Hz), the nearest true peak inside."""
+    voicing, f0_hz = tone_pitch(DEFAULT_SPEC, 30.0)
+    assert np.all(voicing > DEFAULT_SPEC.voicing_threshold) and np.all(f0_hz > 490)   # what it mends
+    voicing, _ = tone_pitch(PEAKS_ONLY, 30.0)
+    assert not voicing.any()
+    voicing, f0_hz = tone_pitch(PEAKS_ONLY, 520.0)
+    assert np.all(voicing > 0.9)
+    np.testing.assert_allclose(f0_hz, 260.0, rtol=2e-3)
 
 
 @pytest.mark.parametrize("f0_hz", [150.0, 200.0, 250.0, 300.0, 350.0])
@@ -105,11 +122,12 @@ def test_octave_cost_reads_a_harmonic_voice_at_its_own_period(f0_hz):
     phase = 2 * np.pi * np.cumsum(f0_hz * (1 + 0.01 * rng.standard_normal(16000))) / 16000
     voice = 0.1 * sum(np.sin(k * phase) / k for k in range(1, 15))
     read = {}
-    for name, spec in (("shipped", DEFAULT_SPEC), ("octave cost", OCTAVE_COST)):
+    for name, spec in (("shipped", DEFAULT_SPEC), ("octave cost", OCTAVE_COST), ("peaks only", PEAKS_ONLY)):
         stream = FeatureStream(spec)
         stream.push(voice)
         read[name] = 55 * 2 ** (stream.frames_between(0, stream.n_frames)[:, -1] / 12)
     np.testing.assert_allclose(read["octave cost"], f0_hz, rtol=0.05)
+    np.testing.assert_allclose(read["peaks only"], f0_hz, rtol=0.05)
     assert np.mean(read["shipped"] < 0.75 * f0_hz) > (0.9 if f0_hz in (300.0, 350.0) else 0.2)   # what it mends
 
 

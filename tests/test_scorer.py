@@ -52,12 +52,14 @@ def test_feature_spec_mismatch_is_one_clear_error(tiny_model, tmp_path):
         Scorer(model)
 
 
-def test_the_card_fixes_the_features_the_runtime_computes(tiny_model, tmp_path):
-    """A model trained with `--pitch-octave-cost` is served with that pitch tracker; a card whose digest does not
-    match the spec it lists is refused."""
+@pytest.mark.parametrize("tracker", [{"octave_cost": 0.1}, {"pitch_peaks_only": True},
+                                     {"octave_cost": 0.1, "pitch_peaks_only": True}])
+def test_the_card_fixes_the_features_the_runtime_computes(tiny_model, tmp_path, tracker):
+    """A model trained with `--pitch-octave-cost` or `--pitch-peaks-only` is served with that pitch tracker; a card
+    whose digest does not match the spec it lists is refused."""
     from realtime.pipeline import Pipeline
 
-    spec = replace(DEFAULT_SPEC, octave_cost=0.1)
+    spec = replace(DEFAULT_SPEC, **tracker)
     model = copy_model(tiny_model, tmp_path)
     edit_card(model, feature_spec=asdict(spec), feature_spec_hash=spec.hash())
     assert Pipeline(Scorer(model)).windows.features.spec == spec
@@ -68,10 +70,11 @@ def test_the_card_fixes_the_features_the_runtime_computes(tiny_model, tmp_path):
         Scorer(model)
 
 
-@pytest.mark.parametrize("change", [{"octave_cost": -1.0}, {"f0_max_hz": 1000.0}, {"n_fft": 256},
-                                    {"sample_rate": 22050}])
+@pytest.mark.parametrize("change", [{"octave_cost": -1.0}, {"pitch_peaks_only": "yes"}, {"f0_max_hz": 1000.0},
+                                    {"n_fft": 256}, {"sample_rate": 22050}])
 def test_a_card_can_choose_the_pitch_tracker_and_nothing_else(tiny_model, tmp_path, change):
-    """The code fixes every setting but the octave cost, so a card with another (digest and all) is refused."""
+    """The code fixes every setting but the pitch tracker's octave cost and candidates, so a card with another
+    (digest and all) is refused."""
     spec = replace(DEFAULT_SPEC, **change)
     model = copy_model(tiny_model, tmp_path)
     edit_card(model, feature_spec=asdict(spec), feature_spec_hash=spec.hash())

@@ -1,5 +1,6 @@
 import json
 import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.features import FeatureSpec
+from realtime.features import DEFAULT_SPEC, FeatureSpec
 from realtime.scorer import Scorer
 from ser_train import cli
 from ser_train.corpora import scan_corpus
@@ -243,7 +244,9 @@ def test_a_fold_trained_on_one_gender_says_it_has_no_gender_head(tmp_path, capsy
     assert json.loads((tmp_path / "m.json").read_text())["gender_trained"]
 
 
-def test_pitch_octave_cost_reaches_every_extraction_and_the_card(tmp_path, monkeypatch):
+@pytest.mark.parametrize("flag, tracker", [("--pitch-octave-cost", {"octave_cost": 0.1}),
+                                           ("--pitch-peaks-only", {"pitch_peaks_only": True})])
+def test_the_pitch_tracker_reaches_every_extraction_and_the_card(tmp_path, monkeypatch, flag, tracker):
     from ser_train import fit
 
     specs = []
@@ -251,8 +254,8 @@ def test_pitch_octave_cost_reaches_every_extraction_and_the_card(tmp_path, monke
     monkeypatch.setattr(fit, "extract", lambda clips, spec, **kw: specs.append(spec) or extract(clips, spec, **kw))
     corpus = two_label_corpus(tmp_path / "corpus")
     assert cli.main(["fit", "--corpus", f"folder={corpus}", "--no-frame-model", "--no-streaming-cv", "--families",
-                     "logreg", "--noisy-gender-copies", "--pitch-octave-cost", "--out", str(tmp_path / "m")]) == 0
-    assert len(specs) == 2 and all(spec.octave_cost == 0.1 for spec in specs)   # the table and the gender copies
+                     "logreg", "--noisy-gender-copies", flag, "--out", str(tmp_path / "m")]) == 0
+    assert len(specs) == 2 and all(spec == replace(DEFAULT_SPEC, **tracker) for spec in specs)   # table, gender copies
     assert Scorer(tmp_path / "m.onnx").card.spec == specs[0]
 
 
@@ -299,7 +302,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert cli.main(["fit", "--corpus", f"ravdess={data}", "--emotions", "neutral,angry,sad,happy", *frame_model,
                      "--families", "logreg", "--folds", "2", "--seed", "1", "--noise-copies", "--band", "300-3400",
                      "--noisy-gender-copies", "--reverb-copies", "--vad-hears-silence", "--variance-prior-windows", "10",
-                     "--pitch-octave-cost", "--out", str(out),
+                     "--pitch-octave-cost", "--pitch-peaks-only", "--out", str(out),
                      "--report", str(tmp_path / "rep"), "--keep-folds", str(tmp_path / "folds")]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     stream = card["metrics"]["streaming_cv"]
@@ -320,6 +323,7 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
     assert card["vad"]["webrtc_hears_silence"] and "webrtcvad hears every frame" in card["metrics"]["protocol"]
     assert card["adaptation"]["variance_prior_windows"] == 10.0 and "weight of 10 windows" in card["metrics"]["protocol"]
     assert card["feature_spec"]["octave_cost"] == 0.1 and "octave cost of 0.1 per octave" in card["metrics"]["protocol"]
+    assert card["feature_spec"]["pitch_peaks_only"] and "local maxima are pitch candidates" in card["metrics"]["protocol"]
     assert card["feature_spec_hash"] == FeatureSpec(**{**card["feature_spec"], "percentiles": (10, 50, 90)}).hash()
     assert stream["adapt"]["n"] == stream["cold"]["n"] == 4 * 28
     # chance is 0.25 for four classes, and labels unrelated to the audio reach 0.28; measured adapted 0.531, cold 0.484
@@ -359,8 +363,6 @@ def test_fit_on_four_real_actors_exports_a_working_model(tmp_path):
 
 
 def test_reproduce_command_carries_every_non_default_setting():
-    from dataclasses import asdict, replace
-
     from ser_train.fit import NOISE_COPY_SNR_DB, NOISE_GENDER_SPAN, PITCH_OCTAVE_COST, REVERB_COPY_RT60_S, FitConfig
     from ser_train.frame_model import AVERAGED_FRAME_CONFIG, MASKED_FRAME_CONFIG, FrameModelConfig
     from ser_train.report import reproduce_command
@@ -383,6 +385,8 @@ def test_reproduce_command_carries_every_non_default_setting():
     assert reproduce_command(card(hears)) == f"{command} --reverb-copies --vad-hears-silence --out models/m"
     pitch = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, octave_cost=PITCH_OCTAVE_COST)
     assert reproduce_command(card(pitch)) == f"{command} --reverb-copies --pitch-octave-cost --out models/m"
+    peaks = replace(pitch, pitch_peaks_only=True)
+    assert reproduce_command(card(peaks)) == f"{command} --reverb-copies --pitch-octave-cost --pitch-peaks-only --out models/m"
     firm = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, variance_prior_windows=10.0)
     assert reproduce_command(card(firm)) == f"{command} --reverb-copies --variance-prior-windows 10 --out models/m"
     masked = FitConfig(copy_rt60_s=REVERB_COPY_RT60_S, frame=FrameModelConfig(**MASKED_FRAME_CONFIG))
