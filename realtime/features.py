@@ -267,7 +267,8 @@ class FeatureStream:
         re 55 Hz. The peak is chosen with the spec's octave cost, which favours the shorter of two similar
         peaks (a period rather than two); voicing is the chosen peak's own height. With ``pitch_peaks_only`` the
         candidates are the local maxima in the search range, so an edge where the autocorrelation is still
-        falling is none; a frame with no candidate reads unvoiced (voicing 0, F0 read at the shortest lag)."""
+        falling is none; a frame with no candidate reads unvoiced (voicing 0, F0 interpolated about the shortest
+        lag: 500-508 Hz at the default range)."""
         ac = np.fft.irfft(power, self.spec.n_fft, out=work)[:, :self._lag_max + 2]
         ac = ac / (ac[:, :1] + EPS) / self._window_ac
         lo, hi = self._lag_min, self._lag_max

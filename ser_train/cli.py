@@ -155,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "same features; not in the shipped models: see the README)")
     fit.add_argument("--pitch-peaks-only", action="store_true",
                      help="take only the autocorrelation's local maxima as pitch candidates (Praat's), so the search "
-                          "range's edge, where the autocorrelation is still falling, is never read as a pitch (the "
-                          "card makes the runtime compute the same features; not in the shipped models: see the "
-                          "README)")
+                          "range's edge, where the autocorrelation is still falling, is never read as a pitch; meant "
+                          "with --pitch-octave-cost, as alone it leaves the octave errors (the card makes the runtime "
+                          "compute the same features; not in the shipped models: see the README)")
     fit.add_argument("--variance-prior-windows", type=float, metavar="K",
                      help="weight, in windows, of the population prior on each session's feature variance: a variance "
                           f"from a few windows is noisier than a mean (default: the mean's prior, "
