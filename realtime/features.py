@@ -19,8 +19,9 @@ import numpy as np
 from realtime.ring import RingBuffer
 
 EPS = 1e-10
-ADDED_FIELDS = {"octave_cost": 0.0, "pitch_peaks_only": False}   # FeatureSpec fields added since version 2's first
-                                                                   # models: their original values
+# The pitch tracker's settings, added since version 2's first models, at their original values: the only fields a
+# model's card may choose, and left out of the spec's digest while they hold these values
+TRACKER_FIELDS = {"octave_cost": 0.0, "pitch_peaks_only": False}
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class FeatureSpec:
     def hash(self) -> str:
         """Short stable digest of the spec, stored in model cards. A field added since a version's first
         models is left out while it holds its original value, so their cards keep their digest."""
-        text = json.dumps({k: v for k, v in asdict(self).items() if not (k in ADDED_FIELDS and ADDED_FIELDS[k] == v)},
-                          sort_keys=True)
+        kept = {k: v for k, v in asdict(self).items() if not (k in TRACKER_FIELDS and TRACKER_FIELDS[k] == v)}
+        text = json.dumps(kept, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @cached_property
@@ -81,8 +82,7 @@ DEFAULT_SPEC = FeatureSpec()
 def computable(spec: FeatureSpec) -> bool:
     """Whether this code computes ``spec``: the default spec with any non-negative octave cost, with or without
     peaks only (a model's card chooses its pitch tracker; every other setting is fixed by the code)."""
-    tracker = {"octave_cost": DEFAULT_SPEC.octave_cost, "pitch_peaks_only": DEFAULT_SPEC.pitch_peaks_only}
-    return (replace(spec, **tracker) == DEFAULT_SPEC and 0.0 <= spec.octave_cost < np.inf
+    return (replace(spec, **TRACKER_FIELDS) == DEFAULT_SPEC and 0.0 <= spec.octave_cost < np.inf
             and isinstance(spec.pitch_peaks_only, bool))
 
 
