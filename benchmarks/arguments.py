@@ -13,6 +13,7 @@ from realtime.scorer import SHIPPED_MODELS
 from realtime.sources import SourceError
 
 INPUT_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".onnx")   # an existing such file is never overwritten
+MINUTES = (0.01, 60.0)        # a benchmark stream is held in memory (3.8 MB a minute)
 
 
 def number(text: str) -> float:
@@ -46,6 +47,15 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number, got {text}")
     return value
+
+
+def stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--minutes`` and ``--reps``: the stream a side-by-side benchmark builds, and its repetitions."""
+    parser.add_argument("--data", type=Path,
+                        help="folder of speech recordings (default ../shared/data; else the bundled demo)")
+    parser.add_argument("--minutes", type=float_range(*MINUTES), default=10.0,
+                        help=f"length of the stream, {MINUTES[0]:g}-{MINUTES[1]:g} (held in memory; default 10)")
+    parser.add_argument("--reps", type=positive_int, default=5, help="interleaved repetitions, 1 or more (default 5)")
 
 
 def overwrites_input(path: Path) -> bool:

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from benchmarks import baselines, live_cpu, measure  # noqa: E402
-from benchmarks.arguments import float_range, non_negative_int, output_file, positive_int  # noqa: E402
+from benchmarks.arguments import float_range, non_negative_int, output_file, stream_arguments  # noqa: E402
 from benchmarks.command import run_command, shown, write_json  # noqa: E402
 from benchmarks.corpus import Stream, stream_or_usage_error  # noqa: E402
 from benchmarks.vmic import VirtualMicUnavailable  # noqa: E402
@@ -44,7 +44,6 @@ ENGINES = {"A": "ours: `ser live` loop, 100 ms blocks, partials on",
 GOALS = {"cpu_ms_per_audio_s": 1.3, "latency_p99_ms": 10.0, "cold_start_s": 1.5, "peak_rss_mb": 150.0,
          "model_mb": 2.0, "b_over_a": 3.0, "c_over_a": 10.0}
 WARMUP_S = 30.0
-MINUTES = (0.01, 60.0)        # the stream is held in memory (3.8 MB a minute)
 
 
 def machine() -> str:
@@ -179,11 +178,7 @@ def report(stream: Stream, reps: int, r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_stream", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path,
-                        help="folder of speech recordings (default ../shared/data; else the bundled demo)")
-    parser.add_argument("--minutes", type=float_range(*MINUTES), default=10.0,
-                        help=f"length of the stream, {MINUTES[0]:g}-{MINUTES[1]:g} (held in memory; default 10)")
-    parser.add_argument("--reps", type=positive_int, default=5, help="interleaved repetitions, 1 or more (default 5)")
+    stream_arguments(parser)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the clip order and pauses, 0 or more (default 0)")
     parser.add_argument("--live-seconds", type=float_range(*live_cpu.SECONDS, zero=True), default=60.0,
                         help="seconds of speech played to `ser live` per mode on the virtual microphone, "

@@ -95,3 +95,35 @@ def test_a_data_folder_may_hold_any_format_ser_replay_plays(tmp_path):
         sf.write(tmp_path / name, np.zeros(1600, np.float32), 16000, format=fmt)
     (tmp_path / "notes.txt").write_text("not audio")
     assert [p.name for p in audio_files(tmp_path)] == ["a.wav", "b.flac", "c.ogg", "d.aiff", "e.AIF"]
+
+
+def test_breakdown_prints_each_engine_and_part(tmp_path: Path):
+    out = tmp_path / "breakdown.json"
+    result = run_module("benchmarks.breakdown", "--minutes", "0.2", "--reps", "1", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert set(figures["cpu_ms_per_audio_s"]) == {"A", "A1", "A2", "B"}
+    assert all(math.isfinite(v) and v > 0 for v in figures["cpu_ms_per_audio_s"].values())
+    for name in ("A", "A1", "A2"):
+        low, high = figures["b_over_range"][name]
+        assert math.isfinite(figures["b_over"][name]) and low <= figures["b_over"][name] <= high
+    assert all(f"\n{name} " in result.stdout for name in ("A", "A1", "A2", "B"))
+    assert "the model (A - A1)" in result.stdout and "the frame features (A1 - A2)" in result.stdout
+
+
+def test_breakdown_variants_leave_out_what_they_say():
+    """A1 scores real window features with no model; A2 has every frame zero, so every window vector is too."""
+    import numpy as np
+
+    from benchmarks.breakdown import FreeModel, free_frames_pipeline
+    from benchmarks.corpus import load_stream
+    from realtime.pipeline import Pipeline
+    from realtime.scorer import DEFAULT_MODEL
+
+    free = FreeModel(DEFAULT_MODEL)
+    samples = load_stream(None, 0.2, free.card.spec.sample_rate).samples
+    uniform = 1.0 / len(free.card.labels)
+    for pipeline, zero in ((Pipeline(free), False), (free_frames_pipeline(free), True)):
+        scored = [e for e in pipeline.push(samples) + pipeline.flush() if e.type in ("partial", "segment")]
+        assert scored and all(np.allclose(list(e.emotion_probs.values()), round(uniform, 4)) for e in scored)
+        assert all(bool(np.all(e.vector == 0)) == zero for e in scored)

@@ -104,6 +104,8 @@ def folders(tmp_path: Path) -> dict[str, Path]:
     ("benchmarks.bench_stream", ["--minutes", "1e308"], "--minutes: expected a number from 0.01 to 60"),
     ("benchmarks.bench_stream", ["--live-seconds", "1e308"], "--live-seconds: expected 0 or a number from 1 to 3600"),
     ("benchmarks.paced", ["--seconds", "1e308"], "--seconds: expected a number from 1 to 600"),
+    ("benchmarks.breakdown", ["--minutes", "nan"], "--minutes: expected a number from 0.01 to 60"),
+    ("benchmarks.breakdown", ["--json", "{flat}/a.flac"], "would overwrite an audio file"),
     ("benchmarks.live_cpu", ["--seconds", "1e308"], "--seconds: expected a number from 1 to 3600"),
     ("benchmarks.soak", ["--hours", "1e305"], "--hours: expected a number from 0.001 to 1000"),
     ("benchmarks.soak", ["--hours", "1e-9"], "--hours: expected a number from 0.001 to 1000"),
@@ -120,6 +122,7 @@ def test_bad_arguments_are_usage_errors(folders: dict[str, Path], module: str, a
 
 @pytest.mark.parametrize("module,args,bad", [("benchmarks.bench_stream", ["--data", "{bad}"], "{bad}/x.wav"),
                                              ("benchmarks.paced", ["--data", "{bad}"], "{bad}/x.wav"),
+                                             ("benchmarks.breakdown", ["--data", "{bad}"], "{bad}/x.wav"),
                                              ("benchmarks.soak", ["--corpus", "{broken}"], "{broken}/Actor_01/x.flac")])
 def test_an_unreadable_audio_file_is_one_line_naming_it(folders: dict[str, Path], module: str, args: list[str],
                                                         bad: str):
