@@ -61,13 +61,19 @@ def versions() -> str:
     return f"Python {platform.python_version()}, " + ", ".join(f"{n} {metadata.version(n)}" for n in names)
 
 
-def prepare_baselines(stream: Stream, windows: list[tuple[int, int]]) -> baselines.MLPClassifier:
-    """Fit the recipe's classifier on the stream's windows; this also compiles librosa's numba code."""
+def prepare_baselines(stream: Stream, scorer: Scorer, command: str,
+                      ) -> tuple[list[tuple[int, int]], baselines.MLPClassifier]:
+    """The VAD windows B scores (``scorer``'s card sets the VAD; none ends ``command``) and the recipe's classifier
+    fitted on them; this also compiles librosa's numba code."""
+    spec = scorer.card.spec
+    windows = measure.segment_windows(stream.samples, spec.sample_rate, spec.hop_length, scorer.card.vad)
+    if not windows:
+        raise SystemExit(f"{command}: the VAD found no speech window in the stream; give a folder of speech")
     features = np.array([baselines.recipe_features(stream.samples[a:b], stream.rate) for a, b in windows])
     labels = [baselines.recipe_label(stream.clip_at((a + b) // 2)) for a, b in windows]
     model = baselines.fit_classifier(features, labels)
     baselines.decide_ms(stream.samples[:int(baselines.SLIDE_SPAN_S * stream.rate)], stream.rate, model)
-    return model
+    return windows, model
 
 
 def summary(runs: list[measure.Measurement]) -> dict[str, float]:
@@ -89,11 +95,7 @@ def paired_ratios(over: list[measure.Measurement], under: list[measure.Measureme
 def benchmark(stream: Stream, reps: int) -> dict:
     """Interleaved repetitions of A, B, C, the cold start and a whole `ser replay`; medians of each."""
     scorer = Scorer(DEFAULT_MODEL)
-    spec = scorer.card.spec
-    windows = measure.segment_windows(stream.samples, spec.sample_rate, spec.hop_length, scorer.card.vad)
-    if not windows:
-        raise SystemExit("bench_stream: the VAD found no speech window in the stream; give a folder of speech")
-    model = prepare_baselines(stream, windows)
+    windows, model = prepare_baselines(stream, scorer, "bench_stream")
     measure.run_ours(stream.samples[:int(WARMUP_S * stream.rate)], scorer)
     samples, rate, audio_s = stream.samples, stream.rate, stream.duration_s
     engines = {"A": lambda: measure.run_ours(samples, scorer),

@@ -1,10 +1,11 @@
 """Where our engine's time goes, and how far B/A could go: A's loop with parts of it made free, beside B.
 
 A runs as in bench_stream. A1 is A with the model free: constant probabilities, no ONNX. A2 is A1 with the
-frame features free too: every frame is zeros, so no STFT, filterbank or pitch, while the VAD, the windows,
-the functionals, adaptation, the level meter and the events run as before. So B/A2 is the most B/A could be
-on this stream, for a model and frame features that cost nothing. Repetitions are interleaved (A A1 A2 B ...)
-and medians reported; a ratio is the median of each repetition's ratio. Run from the repository root::
+frame features free too: each batch of frames is a copy of real frames computed once, so there is no STFT,
+filterbank or pitch, while the VAD, the windows, the functionals, adaptation, the level meter and the events run
+as before. So B/A2 is the most B/A could be on this stream, for this engine's loop with a model and frame
+features that cost nothing. Repetitions are interleaved (A A1 A2 B ...) and medians reported; a ratio is the
+median of each repetition's ratio, a part's cost the difference of two medians. Run from the repository root::
 
     python -m benchmarks.breakdown [--data DIR] [--minutes 10] [--reps 5] [--json PATH]
 """
@@ -25,7 +26,7 @@ from benchmarks.arguments import output_file, stream_arguments  # noqa: E402
 from benchmarks.bench_stream import WARMUP_S, machine, paired_ratios, prepare_baselines, times, versions  # noqa: E402
 from benchmarks.command import run_command, write_json  # noqa: E402
 from benchmarks.corpus import Stream, stream_or_usage_error  # noqa: E402
-from realtime.features import DEFAULT_SPEC, FeatureStream  # noqa: E402
+from realtime.features import DEFAULT_SPEC, FeatureSpec, FeatureStream  # noqa: E402
 from realtime.pipeline import Pipeline  # noqa: E402
 from realtime.scorer import DEFAULT_MODEL, Scorer  # noqa: E402
 
@@ -46,44 +47,54 @@ class FreeModel(Scorer):
 
 
 class FreeFrames(FeatureStream):
-    """Frame features at no cost: every frame is zeros."""
+    """Frame features without their computation: each batch is ``template``'s first rows, real frames computed once
+    (audio storage and framing still run)."""
+
+    def __init__(self, spec: FeatureSpec, capacity_s: float, template: np.ndarray) -> None:
+        super().__init__(spec, capacity_s)
+        self.template = np.resize(template, (self.batch_frames, template.shape[1]))   # repeated to a whole batch
 
     def _compute(self, framed: np.ndarray) -> np.ndarray:
-        return np.zeros((len(framed), len(self.spec.frame_names)))
+        return self.template[:len(framed)]
 
 
-def free_frames_pipeline(scorer: Scorer) -> Pipeline:
-    """``Pipeline(scorer)`` whose frame features are :class:`FreeFrames`, holding as much history."""
+def real_frames(stream: Stream, window: tuple[int, int], spec: FeatureSpec) -> np.ndarray:
+    """The frames of one window of the stream, for :class:`FreeFrames` to repeat."""
+    features = FeatureStream(spec, capacity_s=(window[1] - window[0]) / spec.sample_rate + 1.0)
+    features.push(stream.samples[window[0]:window[1]])
+    return features.window_frames(0, window[1] - window[0])
+
+
+def free_frames_pipeline(scorer: Scorer, template: np.ndarray) -> Pipeline:
+    """``Pipeline(scorer)`` whose frame features are :class:`FreeFrames` repeating ``template``, holding as much
+    history."""
     pipeline = Pipeline(scorer)
     held = pipeline.windows.features
     spec = held.spec
-    pipeline.windows.features = FreeFrames(spec, capacity_s=held.frames.capacity * spec.hop_length / spec.sample_rate)
+    pipeline.windows.features = FreeFrames(spec, held.frames.capacity * spec.hop_length / spec.sample_rate, template)
     return pipeline
 
 
 def engines(samples: np.ndarray, rate: int, windows: list[tuple[int, int]], model: baselines.MLPClassifier,
-            ours: Scorer, free: FreeModel) -> dict[str, Callable[[], list[float]]]:
+            ours: Scorer, free: FreeModel, template: np.ndarray) -> dict[str, Callable[[], list[float]]]:
     """Each engine's run over ``samples``, returning its decision latencies (B's only over ``windows``)."""
     return {"A": lambda: measure.run_ours(samples, ours),
             "A1": lambda: measure.run_ours(samples, free),
-            "A2": lambda: measure.run_ours(samples, free, pipeline=free_frames_pipeline(free)),
+            "A2": lambda: measure.run_ours(samples, free, pipeline=free_frames_pipeline(free, template)),
             "B": lambda: baselines.per_window(samples, rate, windows, model)}
 
 
 def breakdown(stream: Stream, reps: int) -> dict:
     """Interleaved repetitions of A, A1, A2 and B; median CPU ms per audio-second and B's ratio to each."""
     ours, free = Scorer(DEFAULT_MODEL), FreeModel(DEFAULT_MODEL)
-    spec = ours.card.spec
-    windows = measure.segment_windows(stream.samples, spec.sample_rate, spec.hop_length, ours.card.vad)
-    if not windows:
-        raise SystemExit("breakdown: the VAD found no speech window in the stream; give a folder of speech")
-    model = prepare_baselines(stream, windows)   # also B's warm-up
-    warm = engines(stream.samples[:int(WARMUP_S * stream.rate)], stream.rate, [], model, ours, free)
+    windows, model = prepare_baselines(stream, ours, "breakdown")   # also B's warm-up
+    template = real_frames(stream, max(windows, key=lambda w: w[1] - w[0]), ours.card.spec)
+    warm = engines(stream.samples[:int(WARMUP_S * stream.rate)], stream.rate, [], model, ours, free, template)
     for name in ("A", "A1", "A2"):
         warm[name]()
     runs: dict[str, list[measure.Measurement]] = {name: [] for name in ENGINES}
     for _ in range(reps):
-        for name, decide in engines(stream.samples, stream.rate, windows, model, ours, free).items():
+        for name, decide in engines(stream.samples, stream.rate, windows, model, ours, free, template).items():
             runs[name].append(measure.measure(decide, stream.duration_s))
     cpu = {name: float(np.median([r.cpu_ms_per_audio_s for r in runs[name]])) for name in ENGINES}
     ratios = {name: paired_ratios(runs["B"], runs[name]) for name in ENGINES if name != "B"}
@@ -93,6 +104,7 @@ def breakdown(stream: Stream, reps: int) -> dict:
 
 
 def report(stream: Stream, reps: int, r: dict) -> str:
+    """The printed report: each engine with B's ratio to it, then what each part of A costs."""
     cpu = r["cpu_ms_per_audio_s"]
     lines = [f"ser breakdown: {stream.duration_s / 60:.1f} min of speech with pauses from {stream.origin}; "
              f"{r['windows']} VAD windows covering {r['window_share']:.0%} of it",

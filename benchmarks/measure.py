@@ -94,7 +94,8 @@ def run_whole(source: Source, pipeline: Pipeline, sinks: list[Sink], monitor: Mo
         raise KeyboardInterrupt
 
 
-def run_ours(samples: np.ndarray, scorer: Scorer, pause_s: float = 0.0, pipeline: Pipeline | None = None) -> list[float]:
+def run_ours(samples: np.ndarray, scorer: Scorer, pause_s: float = 0.0,
+             pipeline: Pipeline | None = None) -> list[float]:
     """A: the `ser live --jsonl` loop (monitor, sinks, adaptation, partials) over 100 ms blocks, with
     ``pause_s`` of sleep after each; ``pipeline``, a fresh one over ``scorer`` to use instead of ``Pipeline(scorer)``."""
     card = scorer.card
@@ -102,7 +103,8 @@ def run_ours(samples: np.ndarray, scorer: Scorer, pause_s: float = 0.0, pipeline
     monitor = Monitor("benchmark", card.name, tuple(card.labels), tuple(card.gender_labels), rate)
     latency, jsonl = LatencySink(), JsonlSink(os.devnull)
     try:
-        run_whole(BlockSource(samples, pause_s=pause_s), pipeline or Pipeline(scorer), [jsonl, latency], monitor)
+        run_whole(BlockSource(samples, pause_s=pause_s), Pipeline(scorer) if pipeline is None else pipeline,
+                  [jsonl, latency], monitor)
     finally:
         jsonl.close()
     return latency.latencies_ms

@@ -111,19 +111,42 @@ def test_breakdown_prints_each_engine_and_part(tmp_path: Path):
     assert "the model (A - A1)" in result.stdout and "the frame features (A1 - A2)" in result.stdout
 
 
-def test_breakdown_variants_leave_out_what_they_say():
-    """A1 scores real window features with no model; A2 has every frame zero, so every window vector is too."""
+def test_breakdown_variants_leave_out_what_they_say(monkeypatch: pytest.MonkeyPatch):
+    """A runs the shipped model; A1 scores real window vectors without any ONNX call; A2 computes no frame (no pitch,
+    so no STFT either) and its windows summarise the real frames it repeats; each runs through `run_ours`."""
     import numpy as np
 
-    from benchmarks.breakdown import FreeModel, free_frames_pipeline
+    from benchmarks import breakdown, measure
     from benchmarks.corpus import load_stream
-    from realtime.pipeline import Pipeline
-    from realtime.scorer import DEFAULT_MODEL
+    from realtime.features import FeatureStream
+    from realtime.scorer import DEFAULT_MODEL, Scorer
 
-    free = FreeModel(DEFAULT_MODEL)
-    samples = load_stream(None, 0.2, free.card.spec.sample_rate).samples
-    uniform = 1.0 / len(free.card.labels)
-    for pipeline, zero in ((Pipeline(free), False), (free_frames_pipeline(free), True)):
-        scored = [e for e in pipeline.push(samples) + pipeline.flush() if e.type in ("partial", "segment")]
-        assert scored and all(np.allclose(list(e.emotion_probs.values()), round(uniform, 4)) for e in scored)
-        assert all(bool(np.all(e.vector == 0)) == zero for e in scored)
+    ours, free = Scorer(DEFAULT_MODEL), breakdown.FreeModel(DEFAULT_MODEL)
+    free._session = None                              # an ONNX call would fail
+    spec = ours.card.spec
+    stream = load_stream(None, 0.2, spec.sample_rate)
+    window = max(measure.segment_windows(stream.samples, spec.sample_rate, spec.hop_length), key=lambda w: w[1] - w[0])
+    template = breakdown.real_frames(stream, window, spec)
+    assert np.mean(template[:, -2] >= spec.voicing_threshold) > 0.3   # speech: A2's windows get pitch statistics
+    runs, events = [], []
+    real_run = measure.run_ours
+
+    def spy(samples, scorer, pause_s=0.0, pipeline=None):
+        runs.append((scorer, pipeline))
+        latencies = real_run(samples, scorer, pause_s, pipeline)
+        events.append(len(latencies))
+        return latencies
+
+    monkeypatch.setattr(measure, "run_ours", spy)
+    engines = breakdown.engines(stream.samples, spec.sample_rate, [], None, ours, free, template)
+    engines["A"]()
+    engines["A1"]()
+    monkeypatch.setattr(FeatureStream, "_pitch", lambda *args: pytest.fail("A2 computed a frame"))
+    engines["A2"]()
+    assert [type(scorer) for scorer, _ in runs] == [Scorer, breakdown.FreeModel, breakdown.FreeModel]
+    assert runs[0][1] is None and runs[1][1] is None and all(n > 0 for n in events)
+    features = runs[2][1].windows.features
+    assert isinstance(features, breakdown.FreeFrames) and features.frames.written > 0   # the run used that pipeline
+    batch = np.resize(template, (features.batch_frames, template.shape[1]))
+    held = features.frames.read(features.frames.written - 10, features.frames.written)
+    assert any(np.array_equal(held, batch[k:k + 10]) for k in range(len(batch) - 9))

@@ -152,6 +152,7 @@ def session(pid: int) -> list[str]:
 @pytest.mark.parametrize("module,args,signum", [
     ("benchmarks.fuzz_replay", ["--cases", "100000"], signal.SIGINT),   # Ctrl-C lands in a case: held until it ends
     ("benchmarks.paced", ["--seconds", "30", "--reps", "1"], signal.SIGTERM),
+    ("benchmarks.breakdown", ["--minutes", "5", "--reps", "1"], signal.SIGINT),
 ])
 def test_a_signal_ends_the_command_with_one_line(module: str, args: list[str], signum: int):
     """Without this test's thread variables (set by importing `realtime.cli`) numpy starts helper threads: the
