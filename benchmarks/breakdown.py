@@ -92,9 +92,10 @@ def breakdown(stream: Stream, reps: int) -> dict:
     warm = engines(stream.samples[:int(WARMUP_S * stream.rate)], stream.rate, [], model, ours, free, template)
     for name in ("A", "A1", "A2"):
         warm[name]()
+    timed = engines(stream.samples, stream.rate, windows, model, ours, free, template)
     runs: dict[str, list[measure.Measurement]] = {name: [] for name in ENGINES}
     for _ in range(reps):
-        for name, decide in engines(stream.samples, stream.rate, windows, model, ours, free, template).items():
+        for name, decide in timed.items():
             runs[name].append(measure.measure(decide, stream.duration_s))
     cpu = {name: float(np.median([r.cpu_ms_per_audio_s for r in runs[name]])) for name in ENGINES}
     ratios = {name: paired_ratios(runs["B"], runs[name]) for name in ENGINES if name != "B"}
